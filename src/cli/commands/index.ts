@@ -1,0 +1,7 @@
+// Every `berth` subcommand, one module each. Add a line here for a new command.
+import type { Command } from 'commander';
+import { register as serve } from './serve.js';
+
+export function registerCommands(program: Command): void {
+  serve(program);
+}
