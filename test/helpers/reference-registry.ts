@@ -1,0 +1,107 @@
+// The reference registry (CNCF distribution, Debian's /usr/bin/docker-registry) on a
+// random loopback port with a temporary filesystem root, for interop tests and for
+// running the same test against Berth and the reference side by side.
+//
+//   if (e2eTools('docker-registry')) { const reg = await startReferenceRegistry(); ... await reg.close(); }
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { TOOLS, tempDir } from './images.js';
+
+export interface ReferenceRegistry {
+  /** `http://127.0.0.1:PORT` */
+  url: string;
+  /** `127.0.0.1:PORT`, the host part of image references. */
+  host: string;
+  /** The storage root (blobs under docker/registry/v2/...). */
+  root: string;
+  close(): Promise<void>;
+}
+
+export interface ReferenceRegistryOptions {
+  /** Extra top-level YAML appended to the config (e.g. an `auth:` section). */
+  extraConfig?: string;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitReady(url: string, child: ChildProcess, output: () => string): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`docker-registry exited with ${child.exitCode}: ${output()}`);
+    try {
+      const res = await fetch(`${url}/v2/`);
+      await res.arrayBuffer();
+      return; // 200, or 401 with auth configured: either way it is serving
+    } catch {
+      await sleep(50);
+    }
+  }
+  throw new Error(`docker-registry did not start: ${output()}`);
+}
+
+/** Starts docker-registry; the port is picked free just before start, retried if taken meanwhile. */
+export async function startReferenceRegistry(opts: ReferenceRegistryOptions = {}): Promise<ReferenceRegistry> {
+  const dir = await tempDir('berth-refreg-');
+  const root = join(dir, 'data');
+  for (let attempt = 0; ; attempt++) {
+    const port = await freePort();
+    const config = join(dir, 'config.yml');
+    await writeFile(
+      config,
+      [
+        'version: 0.1',
+        'log:',
+        '  level: error',
+        '  accesslog:',
+        '    disabled: true',
+        'storage:',
+        '  filesystem:',
+        `    rootdirectory: ${root}`,
+        '  delete:',
+        '    enabled: true',
+        'http:',
+        `  addr: 127.0.0.1:${port}`,
+        opts.extraConfig ?? '',
+      ].join('\n'),
+    );
+    const child = spawn(TOOLS['docker-registry'], ['serve', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+    const url = `http://127.0.0.1:${port}`;
+    try {
+      await waitReady(url, child, () => output);
+    } catch (err) {
+      child.kill('SIGKILL');
+      if (attempt < 3 && /address already in use/.test(output)) continue;
+      await rm(dir, { recursive: true, force: true });
+      throw err;
+    }
+    return {
+      url,
+      host: `127.0.0.1:${port}`,
+      root,
+      async close() {
+        if (child.exitCode === null) {
+          const exited = new Promise((r) => child.once('exit', r));
+          child.kill('SIGTERM');
+          await Promise.race([exited, sleep(3000).then(() => child.kill('SIGKILL'))]);
+        }
+        await rm(dir, { recursive: true, force: true });
+      },
+    };
+  }
+}
