@@ -17,7 +17,8 @@ export type ErrorCode =
   | 'DENIED'
   | 'UNSUPPORTED'
   | 'TOOMANYREQUESTS'
-  | 'RANGE_INVALID';
+  | 'RANGE_INVALID'
+  | 'UNKNOWN';
 
 const defaultStatus: Record<ErrorCode, number> = {
   BLOB_UNKNOWN: 404,
@@ -35,6 +36,7 @@ const defaultStatus: Record<ErrorCode, number> = {
   UNSUPPORTED: 415,
   TOOMANYREQUESTS: 429,
   RANGE_INVALID: 416,
+  UNKNOWN: 500,
 };
 
 export class RegistryError extends Error {

@@ -1,0 +1,138 @@
+// Manifest parsing and validation: what a PUT must satisfy before anything is stored,
+// and what a stored manifest references (for existence checks, referrers and GC).
+
+import { RegistryError } from './errors.js';
+import { parseDigest } from './names.js';
+
+export const MediaType = {
+  ociManifest: 'application/vnd.oci.image.manifest.v1+json',
+  ociIndex: 'application/vnd.oci.image.index.v1+json',
+  dockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
+  dockerManifestList: 'application/vnd.docker.distribution.manifest.list.v2+json',
+  dockerSchema1: 'application/vnd.docker.distribution.manifest.v1+json',
+  dockerSchema1Signed: 'application/vnd.docker.distribution.manifest.v1+prettyjws',
+} as const;
+
+/** The manifest size limit (the reference registry's too): larger PUTs get 413. */
+export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
+
+const IMAGE_TYPES = new Set<string>([MediaType.ociManifest, MediaType.dockerManifest]);
+const INDEX_TYPES = new Set<string>([MediaType.ociIndex, MediaType.dockerManifestList]);
+const SCHEMA1_TYPES = new Set<string>([MediaType.dockerSchema1, MediaType.dockerSchema1Signed]);
+
+export interface Descriptor {
+  mediaType: string;
+  digest: string;
+  size: number;
+  urls?: string[];
+  artifactType?: string;
+  annotations?: Record<string, string>;
+  platform?: unknown;
+}
+
+export interface ParsedManifest {
+  mediaType: string;
+  kind: 'image' | 'index';
+  /** Blobs that must be linked in the repository: the config and distributable layers. */
+  blobs: { digest: string; kind: 'config' | 'layer' }[];
+  /** Child manifests of an index. */
+  children: string[];
+  subject: string | null;
+  /** artifactType, or for an image manifest without one the config's media type (as referrers lists it). */
+  artifactType: string | null;
+  annotations: Record<string, string> | null;
+}
+
+function invalid(message: string, detail?: unknown): RegistryError {
+  return new RegistryError('MANIFEST_INVALID', message, detail);
+}
+
+/** The media type without parameters such as `; charset=utf-8`. */
+export function bareMediaType(contentType: string | undefined | null): string {
+  return (contentType ?? '').split(';')[0]!.trim().toLowerCase();
+}
+
+function checkDescriptor(value: unknown, where: string): Descriptor {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw invalid(`${where} is not a descriptor`);
+  const d = value as Record<string, unknown>;
+  if (typeof d.mediaType !== 'string' || d.mediaType === '') throw invalid(`${where} has no mediaType`);
+  if (typeof d.digest !== 'string') throw invalid(`${where} has no digest`);
+  try {
+    parseDigest(d.digest);
+  } catch {
+    throw invalid(`${where} has an invalid digest`, { digest: d.digest });
+  }
+  if (typeof d.size !== 'number' || !Number.isSafeInteger(d.size) || d.size < 0) throw invalid(`${where} has an invalid size`);
+  if (d.urls !== undefined && (!Array.isArray(d.urls) || d.urls.some((u) => typeof u !== 'string'))) {
+    throw invalid(`${where} has invalid urls`);
+  }
+  if (d.annotations !== undefined) checkAnnotations(d.annotations, where);
+  return d as unknown as Descriptor;
+}
+
+function checkAnnotations(value: unknown, where: string): Record<string, string> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value) || Object.values(value).some((v) => typeof v !== 'string')) {
+    throw invalid(`${where} annotations must map strings to strings`);
+  }
+  return value as Record<string, string>;
+}
+
+/**
+ * Parses and checks a manifest body. `contentType` is the request's Content-Type; a
+ * `mediaType` in the body must agree with it. Schema 1 is refused outright.
+ */
+export function parseManifest(body: Buffer, contentType: string | undefined): ParsedManifest {
+  let json: unknown;
+  try {
+    json = JSON.parse(body.toString('utf8'));
+  } catch {
+    throw invalid('manifest is not valid JSON');
+  }
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw invalid('manifest is not a JSON object');
+  const m = json as Record<string, unknown>;
+  const declared = bareMediaType(contentType);
+  if (m.schemaVersion === 1 || SCHEMA1_TYPES.has(declared) || (typeof m.mediaType === 'string' && SCHEMA1_TYPES.has(m.mediaType))) {
+    throw invalid('Docker schema 1 manifests are not supported: push a schema 2 or OCI manifest (docker, podman and skopeo do by default)');
+  }
+  if (m.schemaVersion !== 2) throw invalid('schemaVersion must be 2');
+  if (m.mediaType !== undefined && typeof m.mediaType !== 'string') throw invalid('mediaType must be a string');
+
+  let mediaType = m.mediaType as string | undefined;
+  if (mediaType && declared && declared !== mediaType) {
+    throw invalid(`Content-Type ${declared} does not match the manifest's mediaType ${mediaType}`);
+  }
+  mediaType ??= declared || (Array.isArray(m.manifests) ? MediaType.ociIndex : MediaType.ociManifest);
+  if (!IMAGE_TYPES.has(mediaType) && !INDEX_TYPES.has(mediaType)) {
+    throw invalid(`unsupported manifest media type ${mediaType}`);
+  }
+
+  let subject: string | null = null;
+  if (m.subject !== undefined) subject = checkDescriptor(m.subject, 'subject').digest;
+  const annotations = m.annotations === undefined ? null : checkAnnotations(m.annotations, 'manifest');
+  if (m.artifactType !== undefined && (typeof m.artifactType !== 'string' || m.artifactType === '')) {
+    throw invalid('artifactType must be a non-empty string');
+  }
+  const artifactType = (m.artifactType as string | undefined) ?? null;
+
+  if (IMAGE_TYPES.has(mediaType)) {
+    if (m.manifests !== undefined) throw invalid('an image manifest has no manifests field');
+    const config = checkDescriptor(m.config, 'config');
+    if (!Array.isArray(m.layers)) {
+      // OCI artifacts may omit layers entirely only by giving an empty array; docker needs it too.
+      throw invalid('layers must be an array');
+    }
+    const layers = m.layers.map((l, i) => checkDescriptor(l, `layers[${i}]`));
+    const blobs: ParsedManifest['blobs'] = [{ digest: config.digest, kind: 'config' }];
+    for (const layer of layers) {
+      // Non-distributable ("foreign") layers live elsewhere, given by their urls.
+      if (layer.urls && layer.urls.length > 0) continue;
+      blobs.push({ digest: layer.digest, kind: 'layer' });
+    }
+    return { mediaType, kind: 'image', blobs, children: [], subject, artifactType: artifactType ?? config.mediaType, annotations };
+  }
+
+  if (m.config !== undefined || m.layers !== undefined) throw invalid('an index has no config or layers');
+  if (!Array.isArray(m.manifests)) throw invalid('manifests must be an array');
+  const children = m.manifests.map((d, i) => checkDescriptor(d, `manifests[${i}]`).digest);
+  return { mediaType, kind: 'index', blobs: [], children, subject, artifactType, annotations };
+}

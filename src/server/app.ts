@@ -1,0 +1,59 @@
+// The Hono application: request ids and access logs, the /v2 API, and error handling
+// that answers with the spec's JSON and never leaks a path or a stack.
+
+import { Hono, type MiddlewareHandler } from 'hono';
+import { randomUUID } from 'node:crypto';
+import { RegistryError } from '../registry/errors.js';
+import type { Registry } from '../registry/registry.js';
+import { API_VERSION_HEADER, errorResponse } from './http.js';
+import type { Logger } from './logger.js';
+import { v2Routes, type Env } from './routes.js';
+
+export interface AppOptions {
+  registry: Registry;
+  logger: Logger;
+  /** Installed before the /v2 routes when authentication is on. */
+  auth?: MiddlewareHandler<Env>;
+}
+
+export function createApp({ registry, logger, auth }: AppOptions): Hono<Env> {
+  const app = new Hono<Env>();
+  const { dispatch } = v2Routes(registry);
+
+  app.use('*', async (c, next) => {
+    const incoming = c.req.header('x-request-id');
+    const requestId = incoming && /^[\w.-]{1,128}$/.test(incoming) ? incoming : randomUUID();
+    c.set('requestId', requestId);
+    const started = performance.now();
+    const out = c.env.outgoing;
+    out.setHeader('X-Request-Id', requestId);
+    // Logged when the response is really done, so streamed bodies count in the time.
+    out.once('close', () => {
+      logger.info({
+        requestId,
+        method: c.req.method,
+        path: c.req.path,
+        status: out.statusCode,
+        ms: Math.round((performance.now() - started) * 10) / 10,
+        ...(out.writableFinished ? {} : { aborted: true }),
+      });
+    });
+    await next();
+  });
+
+  app.onError((err, c) => {
+    if (err instanceof RegistryError) return errorResponse(err, c.req.method);
+    logger.error({ requestId: c.get('requestId'), err }, 'internal error');
+    return errorResponse(new RegistryError('UNKNOWN', 'internal server error', { requestId: c.get('requestId') }), c.req.method);
+  });
+
+  if (auth) app.use('*', auth);
+
+  const ping = () => new Response('{}', { status: 200, headers: { ...API_VERSION_HEADER, 'Content-Type': 'application/json' } });
+  app.get('/v2', ping);
+  app.get('/v2/', ping);
+  app.all('/v2/*', (c) => dispatch(c));
+
+  app.notFound((c) => errorResponse(new RegistryError('UNSUPPORTED', 'no such endpoint', { path: c.req.path }, { status: 404 }), c.req.method));
+  return app;
+}

@@ -1,0 +1,230 @@
+// The /v2 API of the OCI Distribution Spec v1.1. Routes speak HTTP only: they parse
+// the request, call the registry's services and shape the response.
+//
+// Repository names contain slashes, so the path is matched here rather than by Hono's
+// router: the name is everything before the last /blobs/, /manifests/, /tags/ or
+// /referrers/ segment, and is then checked against the spec's grammar.
+
+import type { Context } from 'hono';
+import type { HttpBindings } from '@hono/node-server';
+import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
+import { pipeline } from 'node:stream/promises';
+import { RegistryError } from '../registry/errors.js';
+import { uploadHeaders } from '../registry/blobs.js';
+import { MAX_MANIFEST_BYTES } from '../registry/manifest.js';
+import type { Registry } from '../registry/registry.js';
+import { API_VERSION_HEADER, hasBody, parseN, parseRange, readLimited, uploadBody } from './http.js';
+
+export type Env = {
+  Bindings: HttpBindings;
+  Variables: {
+    requestId: string;
+    /** Set by the auth middleware: whether the caller may do `action` on a resource. */
+    permits?: (type: string, name: string, action: string) => boolean;
+  };
+};
+type Ctx = Context<Env>;
+
+/** Catalog pages: the reference registry's default and maximum page sizes. */
+const CATALOG_DEFAULT_N = 100;
+const CATALOG_MAX_N = 1000;
+const TAGS_MAX_N = 10_000;
+
+interface Route {
+  re: RegExp;
+  handlers: Partial<Record<string, (c: Ctx, m: RegExpExecArray) => Promise<Response>>>;
+}
+
+export function v2Routes(registry: Registry) {
+  const { blobs, manifests } = registry;
+
+  const blobHeaders = (digest: string, size: number) => ({
+    ...API_VERSION_HEADER,
+    'Content-Type': 'application/octet-stream',
+    'Content-Length': String(size),
+    'Docker-Content-Digest': digest,
+    'Accept-Ranges': 'bytes',
+    ETag: `"${digest}"`,
+    'Cache-Control': 'max-age=31536000',
+  });
+
+  const routes: Route[] = [
+    {
+      re: /^\/v2\/(.+)\/blobs\/uploads\/?$/,
+      handlers: {
+        async POST(c, [, name]) {
+          const mount = c.req.query('mount');
+          const digest = c.req.query('digest');
+          if (mount !== undefined) {
+            const from = c.req.query('from');
+            const permits = c.get('permits');
+            if (blobs.mount(name!, mount, from, (repo) => permits?.('repository', repo, 'pull') ?? true)) {
+              return created(`/v2/${name}/blobs/${mount}`, mount);
+            }
+          } else if (digest !== undefined) {
+            await blobs.putMonolithic(name!, digest, uploadBody(c.env.incoming));
+            return created(`/v2/${name}/blobs/${digest}`, digest);
+          }
+          const upload = await blobs.startUpload(name!);
+          return empty(202, uploadHeaders(name!, upload.uuid, 0));
+        },
+      },
+    },
+    {
+      re: /^\/v2\/(.+)\/blobs\/uploads\/([^/]+)$/,
+      handlers: {
+        async GET(c, [, name, uuid]) {
+          const s = blobs.status(name!, uuid!);
+          return empty(204, uploadHeaders(name!, uuid!, s.offset));
+        },
+        async PATCH(c, [, name, uuid]) {
+          const s = await blobs.patch(name!, uuid!, uploadBody(c.env.incoming));
+          return empty(202, uploadHeaders(name!, uuid!, s.offset));
+        },
+        async PUT(c, [, name, uuid]) {
+          const req = c.env.incoming;
+          const { digest } = await blobs.complete(name!, uuid!, c.req.query('digest'), hasBody(req) ? uploadBody(req) : undefined);
+          return created(`/v2/${name}/blobs/${digest.value}`, digest.value);
+        },
+        async DELETE(c, [, name, uuid]) {
+          await blobs.cancel(name!, uuid!);
+          return empty(204, {});
+        },
+      },
+    },
+    {
+      re: /^\/v2\/(.+)\/blobs\/([^/]+)$/,
+      handlers: {
+        async HEAD(c, [, name, reference]) {
+          const { digest, size } = blobs.stat(name!, reference!);
+          return new Response(null, { status: 200, headers: blobHeaders(digest.value, size) });
+        },
+        async GET(c, [, name, reference]) {
+          const { digest, size } = blobs.stat(name!, reference!);
+          const range = parseRange(c.req.header('range'), size);
+          const out = c.env.outgoing;
+          const headers: Record<string, string> = blobHeaders(digest.value, size);
+          if (range) {
+            headers['Content-Length'] = String(range.end - range.start + 1);
+            headers['Content-Range'] = `bytes ${range.start}-${range.end}/${size}`;
+          }
+          // Stream the file straight to the socket: a blob is never held in memory.
+          out.writeHead(range ? 206 : 200, headers);
+          pipeline(blobs.open(digest, range), out).catch(() => out.destroy());
+          return RESPONSE_ALREADY_SENT;
+        },
+        async DELETE(c, [, name, reference]) {
+          blobs.delete(name!, reference!);
+          return empty(202, { 'Docker-Content-Digest': reference! });
+        },
+      },
+    },
+    {
+      re: /^\/v2\/(.+)\/manifests\/([^/]+)$/,
+      handlers: {
+        async GET(c, [, name, reference]) {
+          const m = manifests.resolve(name!, reference!);
+          const bytes = await manifests.content(m);
+          return new Response(bytes as unknown as BodyInit, { status: 200, headers: manifestHeaders(m) });
+        },
+        async HEAD(c, [, name, reference]) {
+          return new Response(null, { status: 200, headers: manifestHeaders(manifests.resolve(name!, reference!)) });
+        },
+        async PUT(c, [, name, reference]) {
+          const body = await readLimited(c.env.incoming, MAX_MANIFEST_BYTES);
+          const { digest, subject } = await manifests.put(name!, reference!, c.req.header('content-type'), body, c.req.queries('tag') ?? []);
+          const headers: Record<string, string> = {
+            Location: `/v2/${name}/manifests/${digest}`,
+            'Docker-Content-Digest': digest,
+          };
+          if (subject) headers['OCI-Subject'] = subject;
+          return empty(201, headers);
+        },
+        async DELETE(c, [, name, reference]) {
+          manifests.delete(name!, reference!);
+          return empty(202, {});
+        },
+      },
+    },
+    {
+      re: /^\/v2\/(.+)\/tags\/list$/,
+      handlers: {
+        async GET(c, [, name]) {
+          const n = parseN(c.req.query('n'), TAGS_MAX_N);
+          const page = manifests.tags(name!, c.req.query('last'), n);
+          return listResponse({ name, tags: page.items }, page.next && `/v2/${name}/tags/list?n=${n}&last=${encodeURIComponent(page.next)}`);
+        },
+      },
+    },
+    {
+      re: /^\/v2\/(.+)\/referrers\/([^/]+)$/,
+      handlers: {
+        async GET(c, [, name, digest]) {
+          const { index, filtered } = manifests.referrers(name!, digest!, c.req.query('artifactType'));
+          const headers: Record<string, string> = { ...API_VERSION_HEADER, 'Content-Type': 'application/vnd.oci.image.index.v1+json' };
+          if (filtered) headers['OCI-Filters-Applied'] = 'artifactType';
+          return new Response(JSON.stringify(index), { status: 200, headers });
+        },
+      },
+    },
+  ];
+
+  async function catalog(c: Ctx): Promise<Response> {
+    const n = parseN(c.req.query('n'), CATALOG_MAX_N) ?? CATALOG_DEFAULT_N;
+    const page = manifests.catalog(c.req.query('last'), n);
+    return listResponse({ repositories: page.items }, page.next && `/v2/_catalog?n=${n}&last=${encodeURIComponent(page.next)}`);
+  }
+
+  /** Dispatches a /v2/<name>/... request; 404 for unknown paths, 405 for unknown methods. */
+  async function dispatch(c: Ctx): Promise<Response> {
+    const path = rawPath(c.req.url);
+    if (path === '/v2/_catalog') {
+      if (c.req.method !== 'GET') throw methodNotAllowed(c.req.method);
+      return catalog(c);
+    }
+    for (const route of routes) {
+      const m = route.re.exec(path);
+      if (!m) continue;
+      const handler = route.handlers[c.req.method];
+      if (!handler) throw methodNotAllowed(c.req.method);
+      return handler(c, m);
+    }
+    throw new RegistryError('NAME_INVALID', 'no such endpoint', { path }, { status: 404 });
+  }
+
+  return { dispatch };
+}
+
+function rawPath(url: string): string {
+  const start = url.indexOf('/', url.indexOf('//') + 2);
+  const q = url.indexOf('?', start);
+  return q < 0 ? url.slice(start) : url.slice(start, q);
+}
+
+function methodNotAllowed(method: string): RegistryError {
+  return new RegistryError('UNSUPPORTED', `method ${method} is not allowed here`, undefined, { status: 405 });
+}
+
+function empty(status: number, headers: Record<string, string>): Response {
+  return new Response(null, { status, headers: { ...API_VERSION_HEADER, 'Content-Length': '0', ...headers } });
+}
+
+function created(location: string, digest: string): Response {
+  return empty(201, { Location: location, 'Docker-Content-Digest': digest });
+}
+
+function manifestHeaders(m: { digest: string; mediaType: string; size: number }): Record<string, string> {
+  return {
+    ...API_VERSION_HEADER,
+    'Content-Type': m.mediaType,
+    'Content-Length': String(m.size),
+    'Docker-Content-Digest': m.digest,
+    ETag: `"${m.digest}"`,
+  };
+}
+
+function listResponse(body: object, next: string | undefined): Response {
+  const headers: Record<string, string> = { ...API_VERSION_HEADER, 'Content-Type': 'application/json; charset=utf-8' };
+  if (next) headers.Link = `<${next}>; rel="next"`;
+  return new Response(JSON.stringify(body), { status: 200, headers });
+}

@@ -1,0 +1,85 @@
+// Starts the registry's HTTP server and stops it cleanly: on close, new connections are
+// refused, requests in flight finish, then the database is closed.
+
+import { createAdaptorServer } from '@hono/node-server';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { MiddlewareHandler } from 'hono';
+import { openRegistry, type Registry } from '../registry/registry.js';
+import { createApp } from './app.js';
+import { createLogger, type Logger } from './logger.js';
+import type { Env } from './routes.js';
+
+export interface ServerOptions {
+  /** `host:port`; port 0 picks a free one. Default 0.0.0.0:5000. */
+  listen?: string;
+  /** Data directory. Default ./data. */
+  data?: string;
+  logger?: Logger;
+  /** Builds the auth middleware once the registry is open (see src/server/auth.ts). */
+  auth?: (registry: Registry) => MiddlewareHandler<Env> | Promise<MiddlewareHandler<Env>>;
+}
+
+export interface RunningServer {
+  url: string;
+  port: number;
+  host: string;
+  registry: Registry;
+  server: Server;
+  close(): Promise<void>;
+}
+
+export function parseListen(listen: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(listen) ?? /^()()(\d+)$/.exec(listen);
+  if (!m) throw new Error(`invalid listen address ${JSON.stringify(listen)}: use host:port`);
+  const port = Number(m[3]);
+  if (port > 65535) throw new Error(`invalid port in listen address ${JSON.stringify(listen)}`);
+  return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
+}
+
+/** How long close() lets requests in flight finish before cutting their connections. */
+const DRAIN_MS = 10_000;
+
+export async function startServer(options: ServerOptions = {}): Promise<RunningServer> {
+  const { host, port } = parseListen(options.listen ?? '0.0.0.0:5000');
+  const logger = options.logger ?? createLogger();
+  const registry = await openRegistry(options.data ?? 'data');
+  const auth = options.auth ? await options.auth(registry) : undefined;
+  const app = createApp({ registry, logger, auth });
+  const server = createAdaptorServer({ fetch: app.fetch }) as Server;
+  // Large blobs stream for a long time; never time a request out by its total duration.
+  server.requestTimeout = 0;
+  server.keepAliveTimeout = 65_000;
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address() as AddressInfo;
+  const urlHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  let closing: Promise<void> | undefined;
+
+  return {
+    url: `http://${urlHost === '0.0.0.0' ? '127.0.0.1' : urlHost}:${address.port}`,
+    port: address.port,
+    host: address.address,
+    registry,
+    server,
+    close() {
+      closing ??= new Promise<void>((resolve) => {
+        const force = setTimeout(() => server.closeAllConnections(), DRAIN_MS);
+        force.unref();
+        server.close(() => {
+          clearTimeout(force);
+          registry.close();
+          resolve();
+        });
+        server.closeIdleConnections();
+      });
+      return closing;
+    },
+  };
+}
