@@ -1,0 +1,45 @@
+// Managing users: the checks and hashing around storage/users.ts, shared by the `berth
+// user` command and anything else that creates or changes accounts.
+
+import type { UserStore } from '../storage/users.js';
+import { hashPassword } from './passwords.js';
+
+/**
+ * A user name is one component of a repository name, so that `<user>/...` is a valid
+ * namespace for the user's own repositories, and it has no colon, which ends the user
+ * part of Basic credentials.
+ */
+const USERNAME_RE = /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$/;
+const GROUP_RE = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+
+export function checkUsername(name: string): string {
+  if (!USERNAME_RE.test(name) || name.length > 64) {
+    throw new Error(`invalid user name "${name}": use lowercase letters, digits and single . _ - between them`);
+  }
+  return name;
+}
+
+function checkPassword(password: string): string {
+  if (password.length < 8) throw new Error('password too short: use at least 8 characters');
+  if (password.length > 1024) throw new Error('password too long');
+  return password;
+}
+
+export async function createUser(
+  store: UserStore,
+  user: { name: string; password: string; admin: boolean; groups: string[] },
+): Promise<void> {
+  checkUsername(user.name);
+  for (const group of user.groups) {
+    if (!GROUP_RE.test(group)) throw new Error(`invalid group name "${group}"`);
+  }
+  const passwordHash = await hashPassword(checkPassword(user.password));
+  if (!store.add({ name: user.name, passwordHash, admin: user.admin, groups: user.groups })) {
+    throw new Error(`user "${user.name}" already exists`);
+  }
+}
+
+export async function changePassword(store: UserStore, name: string, password: string): Promise<void> {
+  const passwordHash = await hashPassword(checkPassword(password));
+  if (!store.setPassword(name, passwordHash)) throw new Error(`no user "${name}"`);
+}
