@@ -7,6 +7,8 @@ import type { AddressInfo } from 'node:net';
 import type { MiddlewareHandler } from 'hono';
 import { openRegistry, type Registry } from '../registry/registry.js';
 import { createApp } from './app.js';
+import { authMiddleware } from './auth.js';
+import type { AuthConfig } from '../../auth/config.js';
 import { createLogger, type Logger } from './logger.js';
 import type { Env } from './routes.js';
 
@@ -16,8 +18,11 @@ export interface ServerOptions {
   /** Data directory. Default ./data. */
   data?: string;
   logger?: Logger;
-  /** Builds the auth middleware once the registry is open (see src/server/auth.ts). */
-  auth?: (registry: Registry) => MiddlewareHandler<Env> | Promise<MiddlewareHandler<Env>>;
+  /**
+   * Authentication: an `auth` section (auth/config.ts; mode none, token or basic), or a
+   * function that builds the middleware once the registry is open (see src/server/auth.ts).
+   */
+  auth?: AuthConfig | ((registry: Registry) => MiddlewareHandler<Env> | Promise<MiddlewareHandler<Env>>);
 }
 
 export interface RunningServer {
@@ -44,7 +49,12 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
   const { host, port } = parseListen(options.listen ?? '0.0.0.0:5000');
   const logger = options.logger ?? createLogger();
   const registry = await openRegistry(options.data ?? 'data');
-  const auth = options.auth ? await options.auth(registry) : undefined;
+  const auth =
+    typeof options.auth === 'function'
+      ? await options.auth(registry)
+      : options.auth && options.auth.mode !== 'none'
+        ? authMiddleware(registry, options.auth)
+        : undefined;
   const app = createApp({ registry, logger, auth });
   const server = createAdaptorServer({ fetch: app.fetch }) as Server;
   // Large blobs stream for a long time; never time a request out by its total duration.

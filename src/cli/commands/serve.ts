@@ -4,6 +4,7 @@
 import type { Command } from 'commander';
 import { startServer } from '../../server/serve.js';
 import { createLogger } from '../../server/logger.js';
+import { authConfigFromFlags, type AuthFlags } from '../../../auth/config.js';
 
 export function register(program: Command): void {
   program
@@ -11,9 +12,19 @@ export function register(program: Command): void {
     .description('run the registry')
     .option('--listen <host:port>', 'address to listen on (env BERTH_LISTEN)', process.env.BERTH_LISTEN ?? '0.0.0.0:5000')
     .option('--data <dir>', 'data directory (env BERTH_DATA)', process.env.BERTH_DATA ?? 'data')
-    .action(async (opts: { listen: string; data: string }) => {
+    .option('--auth <mode>', 'authentication: none, token or basic (env BERTH_AUTH; default none)', process.env.BERTH_AUTH)
+    .option('--anonymous-pull', 'let anyone pull without logging in (env BERTH_ANONYMOUS_PULL=1)', process.env.BERTH_ANONYMOUS_PULL === '1')
+    .option('--auth-config <file>', 'YAML auth settings: access rules, external issuers... (env BERTH_AUTH_CONFIG)', process.env.BERTH_AUTH_CONFIG)
+    .option('--token-service <name>', 'service name of challenges and token audience (default berth-registry)')
+    .option('--token-issuer <name>', 'issuer name of the tokens Berth signs (default berth-token-service)')
+    .option('--token-realm <url>', 'token endpoint announced in challenges (default <this server>/auth/token)')
+    .option('--token-ttl <seconds>', 'lifetime of access tokens (default 300)')
+    .option('--external-issuer <name>', 'also accept tokens of this issuer, verified with --external-key or --external-jwks')
+    .option('--external-key <pem>', "the external issuer's public key or certificate (PEM file)")
+    .option('--external-jwks <path|url>', "the external issuer's JWKS (file or http(s) URL)")
+    .action(async (opts: { listen: string; data: string } & AuthFlags) => {
       const logger = createLogger();
-      const server = await startServer({ listen: opts.listen, data: opts.data, logger });
+      const server = await startServer({ listen: opts.listen, data: opts.data, logger, auth: authConfigFromFlags(opts) });
       logger.info({ listen: `${server.host}:${server.port}`, data: opts.data }, 'berth registry listening');
       const stop = (signal: string) => {
         logger.info({ signal }, 'shutting down: finishing requests in flight');
