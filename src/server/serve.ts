@@ -81,9 +81,12 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     close() {
       closing ??= new Promise<void>((resolve) => {
         const force = setTimeout(() => server.closeAllConnections(), DRAIN_MS);
-        force.unref();
+        // A keep-alive connection turns idle only when its response has finished, which
+        // can be just after close() was called: keep closing idle ones while draining.
+        const sweep = setInterval(() => server.closeIdleConnections(), 50);
         server.close(() => {
           clearTimeout(force);
+          clearInterval(sweep);
           registry.close();
           resolve();
         });

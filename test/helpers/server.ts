@@ -1,0 +1,87 @@
+// Starts a real Berth server on a random loopback port with a fresh data directory,
+// and small HTTP helpers for talking to it in tests.
+
+import { createHash } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startServer, type RunningServer, type ServerOptions } from '../../src/server/serve.js';
+import { createLogger } from '../../src/server/logger.js';
+
+export interface TestServer extends RunningServer {
+  dataDir: string;
+  /** Stops the server and removes its data directory. */
+  destroy(): Promise<void>;
+}
+
+export async function startTestServer(options: Omit<ServerOptions, 'listen'> = {}): Promise<TestServer> {
+  const dataDir = options.data ?? (await mkdtemp(join(tmpdir(), 'berth-test-')));
+  const server = await startServer({ logger: createLogger({ level: 'silent' }), ...options, listen: '127.0.0.1:0', data: dataDir });
+  return {
+    ...server,
+    dataDir,
+    async destroy() {
+      await server.close();
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export function sha256(data: Buffer | string): string {
+  return `sha256:${createHash('sha256').update(data).digest('hex')}`;
+}
+
+export function sha512(data: Buffer | string): string {
+  return `sha512:${createHash('sha512').update(data).digest('hex')}`;
+}
+
+/** Pushes a blob in one POST with its digest; returns the digest. */
+export async function pushBlob(url: string, repo: string, data: Buffer | string): Promise<string> {
+  const digest = sha256(data);
+  const res = await fetch(`${url}/v2/${repo}/blobs/uploads/?digest=${digest}`, { method: 'POST', body: data });
+  if (res.status !== 201) throw new Error(`push blob: ${res.status} ${await res.text()}`);
+  return digest;
+}
+
+export interface TestImage {
+  config: Buffer;
+  layers: Buffer[];
+  manifest: Buffer;
+  digest: string;
+}
+
+/** Builds an OCI image manifest over the given config and layers (not pushed). */
+export function imageManifest(config: Buffer, layers: Buffer[], extra: Record<string, unknown> = {}): Buffer {
+  return Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha256(config), size: config.length },
+      layers: layers.map((l) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: sha256(l), size: l.length })),
+      ...extra,
+    }),
+  );
+}
+
+/** Pushes config, layers and an OCI manifest under `reference`. */
+export async function pushImage(url: string, repo: string, reference: string, seed: string, extra: Record<string, unknown> = {}): Promise<TestImage> {
+  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', seed }));
+  const layers = [Buffer.from(`layer one of ${seed}`), Buffer.from(`layer two of ${seed}`)];
+  await pushBlob(url, repo, config);
+  for (const layer of layers) await pushBlob(url, repo, layer);
+  const manifest = imageManifest(config, layers, extra);
+  await putManifest(url, repo, reference, manifest);
+  return { config, layers, manifest, digest: sha256(manifest) };
+}
+
+export async function putManifest(url: string, repo: string, reference: string, body: Buffer, mediaType = 'application/vnd.oci.image.manifest.v1+json'): Promise<Response> {
+  const res = await fetch(`${url}/v2/${repo}/manifests/${reference}`, { method: 'PUT', headers: { 'Content-Type': mediaType }, body });
+  if (res.status !== 201) throw new Error(`put manifest: ${res.status} ${await res.text()}`);
+  return res;
+}
+
+/** The first error code of a spec error body. */
+export async function errorCode(res: Response): Promise<string> {
+  const body = (await res.json()) as { errors: { code: string }[] };
+  return body.errors[0]!.code;
+}
