@@ -5,6 +5,7 @@
 //   if (e2eTools('docker-registry')) { const reg = await startReferenceRegistry(); ... await reg.close(); }
 
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer as createHttpServer, request } from 'node:http';
 import { rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -104,4 +105,72 @@ export async function startReferenceRegistry(opts: ReferenceRegistryOptions = {}
       },
     };
   }
+}
+
+export interface RecordingProxy {
+  /** `http://127.0.0.1:PORT`, forwarding to the target registry. */
+  url: string;
+  host: string;
+  /** `METHOD /path?query` of every request, in order. */
+  requests: string[];
+  close(): Promise<void>;
+}
+
+export interface ProxyOptions {
+  /**
+   * Cut the connection of the first `times` blob GETs (default 1) after this many
+   * body bytes: a download broken off in the middle, to test resuming.
+   */
+  dropBlobAfterBytes?: number;
+  times?: number;
+}
+
+/**
+ * A loopback HTTP proxy in front of a registry that records every request (to see what
+ * a client did: mounts, uploads, Range requests) and can break blob downloads midway.
+ */
+export async function startRecordingProxy(target: string, opts: ProxyOptions = {}): Promise<RecordingProxy> {
+  const requests: string[] = [];
+  let drops = opts.times ?? 1;
+  const server = createHttpServer((req, res) => {
+    requests.push(`${req.method} ${req.url}${req.headers.range ? ` range=${req.headers.range}` : ''}`);
+    // Host is passed on unchanged, so the Location headers of uploads point back at the proxy.
+    const upstream = request(`${target}${req.url}`, { method: req.method, headers: req.headers }, (up) => {
+      res.writeHead(up.statusCode ?? 502, up.headers);
+      const drop =
+        opts.dropBlobAfterBytes !== undefined && drops > 0 && req.method === 'GET' && /\/blobs\/sha/.test(req.url ?? '') &&
+        Number(up.headers['content-length'] ?? 0) > opts.dropBlobAfterBytes;
+      if (!drop) {
+        up.pipe(res);
+        return;
+      }
+      drops--;
+      let sent = 0;
+      up.on('data', (chunk: Buffer) => {
+        const room = opts.dropBlobAfterBytes! - sent;
+        if (room <= 0) return;
+        res.write(chunk.subarray(0, room));
+        sent += Math.min(room, chunk.length);
+        if (sent >= opts.dropBlobAfterBytes!) {
+          up.destroy();
+          // Give the bytes a moment to leave, then cut the connection mid-body.
+          setTimeout(() => res.socket?.destroy(), 20);
+        }
+      });
+    });
+    upstream.on('error', () => res.socket?.destroy());
+    req.pipe(upstream);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  return {
+    url: `http://127.0.0.1:${port}`,
+    host: `127.0.0.1:${port}`,
+    requests,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
 }
