@@ -1,0 +1,133 @@
+// End to end: real clients through the token flow against a Berth server with
+// `auth: token`, users made with the built `berth user` command. skopeo with --creds
+// and with `skopeo login`; podman where it is installed.
+
+import { execFile } from 'node:child_process';
+import { accessSync, constants, existsSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildBusyboxImage, e2eTools, skopeo, tempDir, type BuiltManifestImage } from './helpers/images.js';
+import { startTestServer, type TestServer } from './helpers/server.js';
+
+const run = promisify(execFile);
+const MAIN = fileURLToPath(new URL('../dist/src/cli/main.js', import.meta.url));
+
+/** Runs the built `berth`, optionally with stdin. */
+function berth(args: string[], stdin?: string): Promise<{ stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = execFile(process.execPath, [MAIN, ...args], (err, stdout, stderr) =>
+      err ? reject(Object.assign(err, { stderr })) : resolve({ stdout, stderr }),
+    );
+    child.stdin!.end(stdin ?? '');
+  });
+}
+
+function onPath(tool: string): boolean {
+  return (process.env.PATH ?? '').split(':').some((dir) => {
+    try {
+      accessSync(join(dir, tool), constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+}
+
+const hasTools = e2eTools('umoci', 'skopeo', 'busybox');
+
+describe.skipIf(!hasTools)('token auth with real clients', () => {
+  let server: TestServer;
+  let work: string;
+  let image: BuiltManifestImage;
+  let host: string;
+
+  beforeAll(async () => {
+    if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: build first with \`npx tsc -p tsconfig.json\``);
+    work = await tempDir('berth-auth-e2e-');
+    image = await buildBusyboxImage(join(work, 'layout'));
+    server = await startTestServer({ auth: { mode: 'token' } });
+    host = server.url.replace('http://', '');
+    // The CLI writes to the same database the running server reads (SQLite WAL).
+    await berth(['user', 'add', 'alice', '--admin', '--password-stdin', '--data', server.dataDir], 'alice-password\n');
+    await berth(['user', 'add', 'bob', '--password-stdin', '--data', server.dataDir], 'bob-password\n');
+  });
+  afterAll(async () => {
+    await server?.destroy();
+    if (work) await rm(work, { recursive: true, force: true });
+  });
+
+  it('manages users with berth user add, ls, passwd and rm', async () => {
+    const { stdout } = await berth(['user', 'add', 'temp', '--group', 'ci', '--data', server.dataDir]);
+    const password = /password for temp: (\S+)/.exec(stdout)?.[1];
+    expect(password).toBeTruthy();
+    const list = JSON.parse((await berth(['user', 'ls', '--json', '--data', server.dataDir])).stdout) as { name: string; admin: boolean; groups: string[] }[];
+    expect(list.map((u) => [u.name, u.admin, u.groups])).toEqual([
+      ['alice', true, []],
+      ['bob', false, []],
+      ['temp', false, ['ci']],
+    ]);
+    await expect(skopeo('list-tags', '--tls-verify=false', '--creds', `temp:${password}`, `docker://${host}/temp/none`)).rejects.toThrow(
+      /unknown|not found/i,
+    );
+    await berth(['user', 'passwd', 'temp', '--password-stdin', '--data', server.dataDir], 'changed-password\n');
+    await expect(skopeo('list-tags', '--tls-verify=false', '--creds', `temp:${password}`, `docker://${host}/temp/none`)).rejects.toThrow(
+      /unauthorized|authentication/i,
+    );
+    await berth(['user', 'rm', 'temp', '--data', server.dataDir]);
+    await expect(berth(['user', 'rm', 'temp', '--data', server.dataDir])).rejects.toMatchObject({ stderr: /no user "temp"/ });
+    await expect(berth(['user', 'add', 'alice', '--password-stdin', '--data', server.dataDir], 'whatever-password')).rejects.toMatchObject({
+      stderr: /already exists/,
+    });
+  });
+
+  it('pushes and pulls with skopeo --creds, within what the rules allow', async () => {
+    await skopeo('copy', '--quiet', '--dest-tls-verify=false', '--dest-creds', 'bob:bob-password', image.skopeoRef, `docker://${host}/bob/busybox:1`);
+    const out = join(work, 'pulled');
+    await skopeo('copy', '--quiet', '--src-tls-verify=false', '--src-creds', 'bob:bob-password', `docker://${host}/bob/busybox:1`, `oci:${out}:1`);
+    const inspected = JSON.parse(
+      await skopeo('inspect', '--raw', '--tls-verify=false', '--creds', 'bob:bob-password', `docker://${host}/bob/busybox:1`),
+    ) as { layers: { digest: string }[] };
+    expect(inspected.layers.map((l) => l.digest)).toEqual(image.manifest.layers.map((l) => l.digest));
+
+    // Without credentials, with a wrong password, and into someone else's namespace: refused.
+    // (skopeo words the 401 to its anonymous HEAD, which has no body, as "denied".)
+    await expect(
+      skopeo('copy', '--quiet', '--dest-tls-verify=false', image.skopeoRef, `docker://${host}/bob/busybox:2`),
+    ).rejects.toThrow(/unauthorized|authentication required|denied/i);
+    await expect(
+      skopeo('copy', '--quiet', '--dest-tls-verify=false', '--dest-creds', 'bob:wrong-password', image.skopeoRef, `docker://${host}/bob/busybox:2`),
+    ).rejects.toThrow(/unauthorized|invalid user name or password/i);
+    await expect(
+      skopeo('copy', '--quiet', '--dest-tls-verify=false', '--dest-creds', 'bob:bob-password', image.skopeoRef, `docker://${host}/alice/busybox:1`),
+    ).rejects.toThrow(/denied/i);
+  });
+
+  it('logs in with skopeo login and pushes and pulls with the stored credentials', async () => {
+    const authfile = join(work, 'auth.json');
+    await expect(
+      run('skopeo', ['login', '--tls-verify=false', '--authfile', authfile, '-u', 'alice', '-p', 'wrong-password', host]),
+    ).rejects.toThrow();
+    await run('skopeo', ['login', '--tls-verify=false', '--authfile', authfile, '-u', 'alice', '-p', 'alice-password', host]);
+    await skopeo('copy', '--quiet', '--dest-tls-verify=false', '--authfile', authfile, image.skopeoRef, `docker://${host}/team/busybox:latest`);
+    // A copy between repositories mounts the layers (pull on the source, push on the target).
+    await skopeo('copy', '--quiet', '--src-tls-verify=false', '--dest-tls-verify=false', '--authfile', authfile, `docker://${host}/team/busybox:latest`, `docker://${host}/other/busybox:latest`);
+    const out = join(work, 'pulled-login');
+    await skopeo('copy', '--quiet', '--src-tls-verify=false', '--authfile', authfile, `docker://${host}/other/busybox:latest`, `oci:${out}:latest`);
+    const tags = JSON.parse(await skopeo('list-tags', '--tls-verify=false', '--authfile', authfile, `docker://${host}/other/busybox`)) as { Tags: string[] };
+    expect(tags.Tags).toEqual(['latest']);
+    const digest = (await skopeo('inspect', '--format', '{{.Digest}}', '--tls-verify=false', '--authfile', authfile, `docker://${host}/other/busybox:latest`)).trim();
+    expect(digest).toBe(image.digest);
+  });
+
+  const hasPodman = onPath('podman');
+  if (!hasPodman) process.stderr.write('skipping podman end-to-end test: podman is not installed\n');
+  it.skipIf(!hasPodman)('pushes and pulls with podman login', async () => {
+    const authfile = join(work, 'podman-auth.json');
+    await run('podman', ['login', '--tls-verify=false', '--authfile', authfile, '-u', 'bob', '-p', 'bob-password', host]);
+    await run('podman', ['pull', '--tls-verify=false', '--authfile', authfile, `${host}/bob/busybox:1`]);
+    await run('podman', ['push', '--tls-verify=false', '--authfile', authfile, `${host}/bob/busybox:1`, `docker://${host}/bob/podman:1`]);
+  });
+});
