@@ -160,7 +160,7 @@ export async function remove(ref: string, opts: ClientOptions = {}): Promise<voi
     const desc = await client.headManifest(r.repository, r.tag!);
     if (!desc) throw err;
     throw new RegistryHttpError(
-      `${r.registry} cannot delete the tag ${r.tag} alone (${err.message}); ` +
+      `${r.registry} cannot delete the tag ${r.tag} alone (it answered ${err.status}); ` +
         `\`berth rm ${r.registry}/${r.repository}@${desc.digest}\` deletes the manifest and every tag on it`,
       err.status,
       r.registry,

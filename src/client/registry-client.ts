@@ -107,7 +107,9 @@ export class RegistryClient {
         // Streams need half-duplex; redirects (blob storage on another host) are followed,
         // and fetch drops the Authorization header when one leaves the origin.
         ...(body instanceof Readable ? { duplex: 'half' } : {}),
-      } as RequestInit);
+      } as RequestInit).catch((err: unknown) => {
+        throw this.connectionError(err);
+      });
       if (res.status !== 401 || round > 0) return res;
       const challenge = parseChallenge(res.headers.get('www-authenticate'));
       if (!challenge) return res;
@@ -122,6 +124,22 @@ export class RegistryClient {
       this.challenge = challenge;
       await res.body?.cancel();
     }
+  }
+
+  /**
+   * fetch's "fetch failed" says little: name the registry and the cause, and suggest
+   * --insecure when an HTTPS handshake met a plain HTTP server. The cause's code is kept
+   * so retries still see a transient failure.
+   */
+  private connectionError(err: unknown): Error {
+    const cause = (err as { cause?: NodeJS.ErrnoException & { message: string } }).cause;
+    if (!cause) return err as Error;
+    const code = cause.code ?? '';
+    let hint = '';
+    if (/SSL|TLS|EPROTO|CERT/i.test(`${code} ${cause.message}`) && this.baseUrl.startsWith('https:')) {
+      hint = `; if ${this.registry} speaks plain HTTP, add --insecure`;
+    }
+    return Object.assign(new Error(`cannot reach ${this.registry} (${this.baseUrl}): ${cause.message}${hint}`, { cause }), { code });
   }
 
   /** `request` that throws a RegistryHttpError on a failing status and retries transient ones. */
@@ -239,6 +257,20 @@ export class RegistryClient {
     const stream = Readable.fromWeb(res.body as import('node:stream/web').ReadableStream);
     if (offset > 0 && res.status === 200) return skipBytes(stream, offset);
     return stream;
+  }
+
+  /** A small blob (an image config) in memory, verified; larger than `maxBytes` is an error. */
+  async readBlob(repo: string, digest: string, maxBytes = MAX_MANIFEST_BYTES): Promise<Buffer> {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    for await (const chunk of await this.openBlob(repo, digest)) {
+      total += (chunk as Buffer).length;
+      if (total > maxBytes) throw new Error(`blob ${digest} is larger than ${maxBytes} bytes`);
+      chunks.push(chunk as Buffer);
+    }
+    const data = Buffer.concat(chunks);
+    verifyBuffer(data, digest);
+    return data;
   }
 
   /**
