@@ -3,6 +3,8 @@
 // rules, basic mode, anonymous pull, external issuers and failed-login throttling.
 
 import { createPublicKey, generateKeyPairSync } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -366,6 +368,7 @@ describe('token mode', () => {
 
 describe('token mode with anonymous pull and an external issuer', () => {
   let server: TestServer;
+  let jwksServer: Server;
   let dir: string;
   const pemKey = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const jwksKey = generateKeyPairSync('ec', { namedCurve: 'P-256' });
@@ -377,17 +380,26 @@ describe('token mode with anonymous pull and an external issuer', () => {
     const jwks = join(dir, 'jwks.json');
     const jwk = createPublicKey(jwksKey.privateKey).export({ format: 'jwk' });
     await writeFile(jwks, JSON.stringify({ keys: [{ ...jwk, kid: 'ext-1', alg: 'ES256', use: 'sig' }] }));
+    // An auth server publishing its JWKS over HTTP, as most do.
+    jwksServer = createServer((_req, res) => {
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ keys: [{ ...jwk, kid: 'remote-1', alg: 'ES256', use: 'sig' }] }));
+    });
+    await new Promise<void>((resolve) => jwksServer.listen(0, '127.0.0.1', resolve));
+    const jwksUrl = `http://127.0.0.1:${(jwksServer.address() as AddressInfo).port}/.well-known/jwks.json`;
     server = await startAuthServer({
       mode: 'token',
       anonymousPull: true,
       externalIssuers: [
         { issuer: 'corp-auth', publicKey: pem },
         { issuer: 'corp-jwks', jwks },
+        { issuer: 'corp-remote', jwks: jwksUrl },
       ],
     });
   });
   afterAll(async () => {
     await server?.destroy();
+    jwksServer?.close();
     await rm(dir, { recursive: true, force: true });
   });
 
@@ -400,7 +412,7 @@ describe('token mode with anonymous pull and an external issuer', () => {
     });
   });
 
-  it('accepts tokens of a configured external issuer, by PEM key or JWKS, and their scope only', async () => {
+  it('accepts tokens of a configured external issuer, by PEM key or JWKS (file or URL), and their scope only', async () => {
     const now = Math.floor(Date.now() / 1000);
     const sign = (iss: string, alg: string, key: import('node:crypto').KeyObject, kid?: string, aud = SERVICE) =>
       new SignJWT({ access: [{ type: 'repository', name: 'corp/app', actions: ['pull', 'push'] }] })
@@ -415,6 +427,8 @@ describe('token mode with anonymous pull and an external issuer', () => {
     const digest = await pushBlobWith(server, byPem, 'corp/app', 'external');
     const byJwks = await sign('corp-jwks', 'ES256', jwksKey.privateKey, 'ext-1');
     expect((await send(server, `/v2/corp/app/blobs/${digest}`, { token: byJwks })).status).toBe(200);
+    const byRemoteJwks = await sign('corp-remote', 'ES256', jwksKey.privateKey, 'remote-1');
+    expect((await send(server, `/v2/corp/app/blobs/${digest}`, { token: byRemoteJwks })).status).toBe(200);
     await expectUnauthorized(await send(server, '/v2/other/app/blobs/uploads/', { method: 'POST', token: byJwks }), {
       error: 'insufficient_scope',
     });
