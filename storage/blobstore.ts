@@ -5,8 +5,8 @@
 // the file is fsynced, so a killed process never leaves a partial blob visible.
 
 import { createHash, type Hash } from 'node:crypto';
-import { createReadStream, createWriteStream, type ReadStream } from 'node:fs';
-import { mkdir, open, rename, rm, stat, truncate, readFile, readdir } from 'node:fs/promises';
+import { createReadStream, createWriteStream, renameSync, rmSync, type ReadStream } from 'node:fs';
+import { mkdir, open, rm, stat, truncate, readFile, readdir } from 'node:fs/promises';
 import { join, dirname } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -134,44 +134,51 @@ export class FsBlobStore {
   }
 
   /**
-   * Makes a verified upload the blob `digest`: fsync, then rename into place. When the
-   * blob exists already (the same content pushed twice) the upload is simply dropped.
+   * Readies a verified upload to become the blob `digest`: its bytes reach the disk and
+   * the target directory exists. The move itself is `placeSync`, which the caller runs
+   * inside the metadata transaction that records the blob.
    */
-  async commitUpload(uuid: string, digest: Digest): Promise<void> {
-    const source = this.uploadPath(uuid);
-    const fh = await open(source, 'r+');
+  async prepareUpload(uuid: string, digest: Digest): Promise<void> {
+    const fh = await open(this.uploadPath(uuid), 'r+');
     try {
       await fh.sync();
     } finally {
       await fh.close();
     }
-    await this.moveIntoPlace(source, digest);
+    await mkdir(dirname(this.blobPath(digest)), { recursive: true });
   }
 
-  /** Stores small content (a manifest) as a blob, with the same fsync-then-rename rule. */
-  async writeBlob(digest: Digest, bytes: Buffer, tempName: string): Promise<void> {
-    if ((await this.blobSize(digest)) === bytes.length) return;
-    const temp = this.uploadPath(tempName);
-    const fh = await open(temp, 'w');
+  /** Writes small content (a manifest) to an upload file, fsynced, ready for placeSync. */
+  async prepareBytes(uuid: string, digest: Digest, bytes: Buffer): Promise<void> {
+    const fh = await open(this.uploadPath(uuid), 'w');
     try {
       await fh.writeFile(bytes);
       await fh.sync();
     } finally {
       await fh.close();
     }
-    await this.moveIntoPlace(temp, digest);
+    await mkdir(dirname(this.blobPath(digest)), { recursive: true });
   }
 
-  async removeBlob(digest: Digest): Promise<void> {
-    await rm(this.blobPath(digest), { force: true });
+  /**
+   * Renames a prepared upload into place. Synchronous on purpose: it runs inside the
+   * SQLite write transaction that records the blob, so garbage collection (which deletes
+   * rows and files in its own write transaction) can never remove a file whose row is
+   * being written, nor leave a row without its file. A rename is a metadata operation of
+   * microseconds; two uploads of the same content replace each other with the same bytes.
+   */
+  placeSync(uuid: string, digest: Digest): void {
+    renameSync(this.uploadPath(uuid), this.blobPath(digest));
   }
 
-  private async moveIntoPlace(source: string, digest: Digest): Promise<void> {
-    const target = this.blobPath(digest);
-    await mkdir(dirname(target), { recursive: true });
-    // rename() replaces atomically; two uploads of the same content write the same bytes.
-    await rename(source, target);
-    await syncDirectory(dirname(target));
+  /** Makes a placed blob's directory entry durable. */
+  syncPlaced(digest: Digest): Promise<void> {
+    return syncDirectory(dirname(this.blobPath(digest)));
+  }
+
+  /** Removes a blob file; run inside the transaction that deletes its row (see placeSync). */
+  removeBlobSync(digest: Digest): void {
+    rmSync(this.blobPath(digest), { force: true });
   }
 }
 

@@ -149,9 +149,13 @@ export class MetadataStore {
     return this.s.repoWithBlob.get(digest)?.name;
   }
 
-  /** Records a verified blob and links it to a repository, in one transaction. */
-  addBlob(repository: string, digest: string, size: number, uploadUuid?: string): void {
+  /**
+   * Records a verified blob and links it to a repository, in one transaction that first
+   * runs `place` (the rename of its file into the store, see FsBlobStore.placeSync).
+   */
+  addBlob(repository: string, digest: string, size: number, place: () => void, uploadUuid?: string): void {
     this.db.transaction(() => {
+      place();
       const now = Date.now();
       const repoId = this.ensureRepository(repository);
       this.s.insertBlob.run(digest, size, now, now);
@@ -207,7 +211,7 @@ export class MetadataStore {
    * the same transaction, so a concurrent delete cannot leave a manifest whose blobs
    * are gone: either everything it needs is there and it is stored, or nothing changes.
    */
-  putManifest(m: NewManifest): MissingReference | undefined {
+  putManifest(m: NewManifest, place: () => void): MissingReference | undefined {
     return this.db.transaction((): MissingReference | undefined => {
       const now = Date.now();
       const repoId = this.ensureRepository(m.repository);
@@ -217,6 +221,7 @@ export class MetadataStore {
       for (const child of m.children) {
         if (!this.s.manifestExists.get(repoId, child)) return { digest: child, kind: 'manifest' };
       }
+      place();
       this.s.insertBlob.run(m.digest, m.size, now, now);
       this.s.insertManifest.run(repoId, m.digest, m.mediaType, m.size, m.artifactType, m.subject, m.annotations, now);
       for (const blob of m.blobs) {

@@ -91,8 +91,9 @@ export class BlobService {
     try {
       const hash = createHash(digest.algorithm);
       const size = await this.append(uuid, hash, body);
-      await this.verifyAndCommit(uuid, digest, hash, size);
-      this.meta.addBlob(repository, digest.value, size);
+      await this.verifyAndPrepare(uuid, digest, hash, size);
+      this.meta.addBlob(repository, digest.value, size, () => this.store.placeSync(uuid, digest));
+      await this.store.syncPlaced(digest);
       return size;
     } catch (err) {
       await this.store.removeUpload(uuid);
@@ -138,14 +139,15 @@ export class BlobService {
         : await this.store.hashUpload(uuid, digest.algorithm, offset);
       this.hashes.delete(uuid);
       try {
-        await this.verifyAndCommit(uuid, digest, hash, offset);
+        await this.verifyAndPrepare(uuid, digest, hash, offset);
       } catch (err) {
         // A wrong digest ends the session: its bytes can never become this blob.
         this.meta.deleteUpload(uuid);
         await this.store.removeUpload(uuid);
         throw err;
       }
-      this.meta.addBlob(repository, digest.value, offset, uuid);
+      this.meta.addBlob(repository, digest.value, offset, () => this.store.placeSync(uuid, digest), uuid);
+      await this.store.syncPlaced(digest);
       return { digest, size: offset };
     });
   }
@@ -231,7 +233,7 @@ export class BlobService {
     }
   }
 
-  private async verifyAndCommit(uuid: string, digest: Digest, hash: Hash, size: number): Promise<void> {
+  private async verifyAndPrepare(uuid: string, digest: Digest, hash: Hash, size: number): Promise<void> {
     const actual = `${digest.algorithm}:${hash.digest('hex')}`;
     if (actual !== digest.value) {
       throw new RegistryError('DIGEST_INVALID', 'provided digest did not match uploaded content', {
@@ -240,7 +242,7 @@ export class BlobService {
         size,
       });
     }
-    await this.store.commitUpload(uuid, digest);
+    await this.store.prepareUpload(uuid, digest);
   }
 }
 

@@ -1,7 +1,7 @@
 // Manifest rules: put (validate, check references, store bytes, record, tag), get by
 // tag or digest (exact bytes), delete, tags list, catalog and referrers.
 
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { RegistryError } from './errors.js';
 import { checkName, checkTag, looksLikeDigest, parseDigest, type Digest } from './names.js';
 import { MediaType, parseManifest } from './manifest.js';
@@ -52,19 +52,30 @@ export class ManifestService {
     }
 
     const parsed = parseManifest(body, contentType);
-    await this.store.writeBlob(digest, body, `manifest-${digest.hex}-${process.pid}-${Math.random().toString(36).slice(2)}`);
-    const missing = this.meta.putManifest({
-      repository,
-      digest: digest.value,
-      mediaType: parsed.mediaType,
-      size: body.length,
-      artifactType: parsed.artifactType,
-      subject: parsed.subject,
-      annotations: parsed.annotations ? JSON.stringify(parsed.annotations) : null,
-      blobs: parsed.blobs,
-      children: parsed.children,
-      tags,
-    });
+    const temp = `manifest-${randomUUID()}`;
+    await this.store.prepareBytes(temp, digest, body);
+    let missing;
+    try {
+      missing = this.meta.putManifest(
+        {
+          repository,
+          digest: digest.value,
+          mediaType: parsed.mediaType,
+          size: body.length,
+          artifactType: parsed.artifactType,
+          subject: parsed.subject,
+          annotations: parsed.annotations ? JSON.stringify(parsed.annotations) : null,
+          blobs: parsed.blobs,
+          children: parsed.children,
+          tags,
+        },
+        () => this.store.placeSync(temp, digest),
+      );
+    } finally {
+      // Placed files are gone from uploads/; a refused manifest leaves its temp file.
+      await this.store.removeUpload(temp);
+    }
+    if (!missing) await this.store.syncPlaced(digest);
     if (missing) {
       throw new RegistryError(
         'MANIFEST_BLOB_UNKNOWN',
