@@ -1,6 +1,6 @@
 // End to end: real clients through the token flow against a Berth server with
 // `auth: token`, users made with the built `berth user` command. skopeo with --creds
-// and with `skopeo login`; podman where it is installed.
+// and with `skopeo login`, berth's own client, and podman where it is installed.
 
 import { execFile } from 'node:child_process';
 import { accessSync, constants, existsSync } from 'node:fs';
@@ -15,11 +15,11 @@ import { startTestServer, type TestServer } from './helpers/server.js';
 const run = promisify(execFile);
 const MAIN = fileURLToPath(new URL('../dist/src/cli/main.js', import.meta.url));
 
-/** Runs the built `berth`, optionally with stdin. */
-function berth(args: string[], stdin?: string): Promise<{ stdout: string; stderr: string }> {
+/** Runs the built `berth`, optionally with stdin; a failure carries its stderr. */
+function berth(args: string[], stdin?: string, env?: NodeJS.ProcessEnv): Promise<{ stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = execFile(process.execPath, [MAIN, ...args], (err, stdout, stderr) =>
-      err ? reject(Object.assign(err, { stderr })) : resolve({ stdout, stderr }),
+    const child = execFile(process.execPath, [MAIN, ...args], { env }, (err, stdout, stderr) =>
+      err ? reject(Object.assign(err, { message: `berth ${args.join(' ')}: ${stderr}`, stderr })) : resolve({ stdout, stderr }),
     );
     child.stdin!.end(stdin ?? '');
   });
@@ -120,6 +120,18 @@ describe.skipIf(!hasTools)('token auth with real clients', () => {
     expect(tags.Tags).toEqual(['latest']);
     const digest = (await skopeo('inspect', '--format', '{{.Digest}}', '--tls-verify=false', '--authfile', authfile, `docker://${host}/other/busybox:latest`)).trim();
     expect(digest).toBe(image.digest);
+  });
+
+  it('pushes and pulls with berth login, push and pull', async () => {
+    // berth's own login store, and no docker config of the machine running the tests.
+    const env = { ...process.env, BERTH_CONFIG: join(work, 'berth-auth.json'), DOCKER_CONFIG: join(work, 'docker') };
+    const client = (args: string[], stdin?: string) => berth(args, stdin, env);
+    await expect(client(['login', host, '-u', 'bob', '--password-stdin'], 'wrong-password\n')).rejects.toThrow();
+    await client(['login', host, '-u', 'bob', '--password-stdin'], 'bob-password\n');
+    await client(['push', '--quiet', image.layout, `${host}/bob/berth:1`]);
+    await client(['pull', '--quiet', `${host}/bob/berth:1`, join(work, 'berth-pulled')]);
+    await expect(client(['push', '--quiet', image.layout, `${host}/alice/berth:1`])).rejects.toThrow(/denied/i);
+    await expect(client(['catalog', host])).rejects.toThrow(/denied/i);
   });
 
   const hasPodman = onPath('podman');
