@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import Database from 'better-sqlite3';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync, statSync } from 'node:fs';
 import { request, type IncomingHttpHeaders } from 'node:http';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -372,5 +372,57 @@ describe('request bodies cut short (Content-Length larger than what is sent, the
     await until('the temporary upload file is removed', () => readdirSync(join(berth.dataDir, 'uploads')).length === uploadsBefore);
     expect((await send(`/v2/dur/truncated-post/blobs/${digest}`, 'HEAD')).status).toBe(404);
     expect(existsSync(blobFile(digest))).toBe(false);
+  });
+});
+
+describe('closing an upload after a crash', () => {
+  it('commits only the acknowledged bytes, not what a killed request left after them', async () => {
+    const acked = randomBytes(1 * MiB);
+    const digest = sha256(acked);
+    const location = await startUpload('dur/close-after-crash');
+    const first = await send(location, 'PATCH', { headers: chunkHeaders(0, acked.length), body: acked });
+    expect(first.status).toBe(202);
+    const cut = send(location, 'PATCH', { headers: chunkHeaders(acked.length, 16 * MiB), body: generated(16 * MiB) });
+    cut.catch(() => undefined);
+    await until('part of the second chunk reached the file', () => fileSize(uploadFile(location)) >= acked.length + 4 * MiB);
+    await berth.kill9();
+    await expect(cut).rejects.toThrow();
+    await berth.restart();
+
+    // The client settles for what was acknowledged: the blob is those bytes exactly.
+    expect(await uploadOffset(location)).toBe(acked.length);
+    const done = await send(`${location}?digest=${digest}`, 'PUT');
+    expect(done.status, done.body.toString()).toBe(201);
+    expect(fileSize(blobFile(digest))).toBe(acked.length);
+    await expectBlob('dur/close-after-crash', digest, acked.length);
+  });
+
+  it('answers a retried PUT after a crash between the rename into blobs/ and the database commit', async () => {
+    const blob = randomBytes(2 * MiB);
+    const digest = sha256(blob);
+    const location = await startUpload('dur/rename-crash');
+    const patch = await send(location, 'PATCH', { headers: chunkHeaders(0, blob.length), body: blob });
+    expect(patch.status).toBe(202);
+    await berth.kill9();
+    // The state a SIGKILL leaves between the two steps of a commit: the verified upload
+    // file was renamed to its blob path, the transaction recording it never committed
+    // (the session is still open at its full offset, no blob row).
+    mkdirSync(join(berth.dataDir, 'blobs', 'sha256', digest.slice(7, 9)), { recursive: true });
+    renameSync(uploadFile(location), blobFile(digest));
+    await berth.restart();
+
+    expect((await send(`/v2/dur/rename-crash/blobs/${digest}`, 'HEAD')).status).toBe(404);
+    // The client retries its PUT: a spec answer (done, or start over), never a 500.
+    const retried = await send(`${location}?digest=${digest}`, 'PUT');
+    if (retried.status !== 201) {
+      expect(retried.status, retried.body.toString()).toBe(404);
+      expect(JSON.parse(retried.body.toString()).errors[0].code).toBe('BLOB_UPLOAD_UNKNOWN');
+      const again = await send(`/v2/dur/rename-crash/blobs/uploads/?digest=${digest}`, 'POST', {
+        headers: { 'Content-Length': String(blob.length) },
+        body: blob,
+      });
+      expect(again.status).toBe(201);
+    }
+    await expectBlob('dur/rename-crash', digest, blob.length);
   });
 });
