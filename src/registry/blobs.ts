@@ -132,6 +132,9 @@ export class BlobService {
       if (body) {
         offset = await this.appendChunk(row, body);
         this.meta.setUploadOffset(uuid, offset);
+      } else {
+        // Only the acknowledged bytes may become the blob (appendChunk trims for itself).
+        await this.trimToOffset(row);
       }
       const state = this.hashes.get(uuid);
       const hash = digest.algorithm === 'sha256' && state && state.offset === offset
@@ -213,13 +216,25 @@ export class BlobService {
   private async resumeHash(row: UploadRow): Promise<{ hash: Hash; offset: number }> {
     const state = this.hashes.get(row.uuid);
     if (state && state.offset === row.offset) return state;
-    const size = await this.store.uploadSize(row.uuid);
-    if (size === null) throw new RegistryError('BLOB_UPLOAD_UNKNOWN', 'blob upload unknown to registry', { uuid: row.uuid });
-    // Bytes past the acknowledged offset come from a request that died half-way.
-    if (size !== row.offset) await this.store.truncateUpload(row.uuid, row.offset);
+    await this.trimToOffset(row);
     const fresh = { hash: await this.store.hashUpload(row.uuid, 'sha256', row.offset), offset: row.offset };
     this.hashes.set(row.uuid, fresh);
     return fresh;
+  }
+
+  /**
+   * Cuts the upload file back to the acknowledged offset: bytes past it come from a
+   * request that died half-way, possibly in a process that was killed and never cleaned
+   * up. No file at all means a crash came between a commit's rename into blobs/ and its
+   * transaction: the session cannot go on, and the client must start over.
+   */
+  private async trimToOffset(row: UploadRow): Promise<void> {
+    const size = await this.store.uploadSize(row.uuid);
+    if (size === null) {
+      this.meta.deleteUpload(row.uuid);
+      throw new RegistryError('BLOB_UPLOAD_UNKNOWN', 'blob upload unknown to registry', { uuid: row.uuid });
+    }
+    if (size !== row.offset) await this.store.truncateUpload(row.uuid, row.offset);
   }
 
   private async append(uuid: string, hash: Hash, body: Body): Promise<number> {
