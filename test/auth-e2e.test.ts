@@ -4,11 +4,13 @@
 
 import { execFile } from 'node:child_process';
 import { accessSync, constants, existsSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { signingKeyPath } from '../auth/keys.js';
+import { startBerthProcess, type BerthProcess } from './helpers/berth-process.js';
 import { buildBusyboxImage, e2eTools, skopeo, tempDir, type BuiltManifestImage } from './helpers/images.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
 
@@ -35,6 +37,36 @@ function onPath(tool: string): boolean {
     }
   });
 }
+
+describe('berth serve with auth from the environment', () => {
+  it('runs the token flow with BERTH_AUTH=token and BERTH_ANONYMOUS_PULL=1, key file 0600', async () => {
+    // startBerthProcess passes this process's environment on to `berth serve`.
+    const settings = { BERTH_AUTH: 'token', BERTH_ANONYMOUS_PULL: '1' };
+    const saved = Object.fromEntries(Object.keys(settings).map((k) => [k, process.env[k]]));
+    Object.assign(process.env, settings);
+    let proc: BerthProcess | undefined;
+    try {
+      proc = await startBerthProcess();
+      const ping = await fetch(`${proc.url}/v2/`);
+      expect(ping.status).toBe(401);
+      expect(ping.headers.get('www-authenticate')).toBe(
+        `Bearer realm="${proc.url}/auth/token",service="berth-registry"`,
+      );
+      const res = await fetch(`${proc.url}/auth/token?service=berth-registry&scope=repository:any/app:pull,push`);
+      const { token, scope } = (await res.json()) as { token: string; scope: string };
+      expect(scope).toBe('repository:any/app:pull');
+      const tags = await fetch(`${proc.url}/v2/any/app/tags/list`, { headers: { authorization: `Bearer ${token}` } });
+      expect(tags.status).toBe(404);
+      expect((await stat(signingKeyPath(proc.dataDir))).mode & 0o777).toBe(0o600);
+    } finally {
+      for (const [k, v] of Object.entries(saved)) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+      await proc?.destroy();
+    }
+  });
+});
 
 const hasTools = e2eTools('umoci', 'skopeo', 'busybox');
 
