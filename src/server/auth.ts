@@ -135,7 +135,7 @@ function basicCheck(service: AuthService) {
     }
     const permits: Permits = (type, name, action) => service.permits(identity, type, name, action);
     if (needed.kind === 'identity') {
-      // Anonymous clients pass the ping only where they may pull something.
+      // Anonymous clients pass the ping only when anonymous pull is on.
       if (identity.kind === 'user' || service.config.policy.anonymousPull) return permits;
       throw unauthorized('authentication required', challenge, needed);
     }
