@@ -143,12 +143,25 @@ describe('kill -9 in the middle of a large streamed upload', () => {
     const base = randomBytes(MiB);
     const digest = digestOf(generated(total, base));
     const location = await startUpload('dur/big');
-    // A streamed PATCH (chunked transfer, no Content-Range), as docker and skopeo send.
-    const upload = send(location, 'PATCH', { headers: { 'Content-Type': 'application/octet-stream' }, body: generated(total, base) });
-    upload.catch(() => undefined);
-    await until('the server wrote 192 MiB of the upload', () => fileSize(uploadFile(location)) >= 192 * MiB, 30_000);
+    const uploadsDir = join(berth.dataDir, 'uploads');
+    const before = new Set(readdirSync(uploadsDir));
+    // Both ways a large blob streams in, at once: a PATCH with chunked transfer (no
+    // Content-Range), as docker and skopeo send it, and a monolithic POST with its digest.
+    const patch = send(location, 'PATCH', { headers: { 'Content-Type': 'application/octet-stream' }, body: generated(total, base) });
+    const post = send(`/v2/dur/big/blobs/uploads/?digest=${digest}`, 'POST', {
+      headers: { 'Content-Type': 'application/octet-stream', 'Content-Length': String(total) },
+      body: generated(total, base),
+    });
+    for (const p of [patch, post]) p.catch(() => undefined);
+    const postFile = () => readdirSync(uploadsDir).find((f) => !before.has(f));
+    await until(
+      'the server wrote 128 MiB of each upload',
+      () => fileSize(uploadFile(location)) >= 128 * MiB && fileSize(join(uploadsDir, postFile() ?? '-')) >= 128 * MiB,
+      30_000,
+    );
     await berth.kill9();
-    await expect(upload).rejects.toThrow();
+    await expect(patch).rejects.toThrow();
+    await expect(post).rejects.toThrow();
     expect(fileSize(uploadFile(location))).toBeLessThan(total);
 
     await berth.restart();
@@ -187,7 +200,7 @@ describe('restart in the middle of a chunked upload', () => {
       headers: chunkHeaders(chunks[0]!.length, chunks[1]!.length),
       body: (function* () {
         yield chunks[1]!.subarray(0, 16 * MiB);
-        // Never sent: the server is killed while waiting for it.
+        // Filler, still streaming when the server is killed.
         yield* generated(16 * MiB);
       })(),
     });
