@@ -7,7 +7,8 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import tar from 'tar-stream';
-import { REF_NAME, type LayoutIndex } from '../../src/runtime/image-layout.js';
+import { REF_NAME } from '../../src/runtime/image-layout.js';
+import type { ImageIndex } from '../../src/client/media-types.js';
 import { readLayoutBlob, type ImageManifest } from './images.js';
 
 export interface TarEntry {
@@ -49,7 +50,7 @@ async function putBlob(layout: string, data: Buffer): Promise<string> {
  */
 export async function stackLayers(layout: string, baseTag: string, tag: string, layers: Buffer[]): Promise<string> {
   const indexPath = join(layout, 'index.json');
-  const index = JSON.parse(await readFile(indexPath, 'utf8')) as LayoutIndex;
+  const index = JSON.parse(await readFile(indexPath, 'utf8')) as ImageIndex;
   const base = index.manifests.find((m) => m.annotations?.[REF_NAME] === baseTag);
   if (!base) throw new Error(`no ${baseTag} in ${layout}`);
   const manifest = JSON.parse((await readLayoutBlob(layout, base.digest)).toString()) as ImageManifest;

@@ -14,6 +14,15 @@ import { register as digest } from './digest.js';
 import { register as tag } from './tag.js';
 import { register as rm } from './rm.js';
 import { register as referrers } from './referrers.js';
+import { register as run } from './run.js';
+import { register as ps } from './ps.js';
+import { register as images } from './images.js';
+import { register as rmi } from './rmi.js';
+import { register as prune } from './prune.js';
+import { register as gc } from './gc.js';
+import { register as retention } from './retention.js';
+import { register as scrub } from './scrub.js';
+import { register as du } from './du.js';
 
 export function registerCommands(program: Command): void {
   serve(program);
@@ -30,4 +39,13 @@ export function registerCommands(program: Command): void {
   tag(program);
   rm(program);
   referrers(program);
+  run(program);
+  ps(program);
+  images(program);
+  rmi(program);
+  prune(program);
+  gc(program);
+  retention(program);
+  scrub(program);
+  du(program);
 }

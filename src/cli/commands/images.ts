@@ -1,0 +1,33 @@
+// `berth images`: the images of the local store (`--root`), pulled by `berth run`.
+
+import type { Command } from 'commander';
+import { listImages } from '../../runtime/images.js';
+import { DEFAULT_ROOT, RuntimeStore } from '../../runtime/store.js';
+import { humanBytes } from '../client-output.js';
+
+/** Prints rows under a header, columns padded to their widest cell. */
+export function printTable(header: string[], rows: string[][]): void {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  for (const row of [header, ...rows]) {
+    process.stdout.write(`${row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join('   ')}\n`);
+  }
+}
+
+export function register(program: Command): void {
+  program
+    .command('images')
+    .description('list the images in the local store')
+    .option('--root <dir>', 'local image store and containers', DEFAULT_ROOT)
+    .option('--json', 'print JSON')
+    .action(async (flags: { root: string; json?: boolean }) => {
+      const images = await listImages(new RuntimeStore(flags.root));
+      if (flags.json) {
+        process.stdout.write(`${JSON.stringify(images, null, 2)}\n`);
+        return;
+      }
+      printTable(
+        ['IMAGE', 'ID', 'CREATED', 'SIZE'],
+        images.map((i) => [i.name, i.id.slice(i.id.indexOf(':') + 1, i.id.indexOf(':') + 13), i.created?.replace('T', ' ').slice(0, 19) ?? '', humanBytes(i.size)]),
+      );
+    });
+}
