@@ -14,6 +14,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, readdir, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { OciLayout } from '../client/layout.js';
 import type { LayerRef } from './image-layout.js';
 import { unpackLayer } from './unpack.js';
 
@@ -46,10 +47,9 @@ export class RuntimeStore {
   }
 
   async init(): Promise<void> {
-    await mkdir(join(this.images, 'blobs', 'sha256'), { recursive: true });
+    await OciLayout.create(this.images);
     await mkdir(join(this.layers, 'tmp'), { recursive: true });
     await mkdir(this.containers, { recursive: true });
-    await writeFile(join(this.images, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}', { flag: 'wx' }).catch(ignoreExists);
   }
 
   layerDir(diffId: string): string {
@@ -162,8 +162,4 @@ export function processAlive(pid: number): boolean {
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
-}
-
-function ignoreExists(err: NodeJS.ErrnoException): void {
-  if (err.code !== 'EEXIST') throw err;
 }

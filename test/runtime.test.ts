@@ -1,0 +1,198 @@
+// The bundled runtime, end to end through the `berth` command (build first: tsc): a
+// busybox image built with umoci runs in namespaces as PID 1 with its own hostname, on
+// overlayfs (and the copy fallback) with whiteouts applied, under a memory limit, and
+// is pulled from a Berth server started here. Needs root, util-linux and overlayfs:
+// skipped with a message otherwise, failed under BERTH_REQUIRE_E2E=1.
+
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { readFile, readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import pino from 'pino';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { push } from '../src/client/index.js';
+import { startServer, type RunningServer } from '../src/server/serve.js';
+import { overlaySupported, preflight } from '../src/runtime/tools.js';
+import { buildBusyboxImage, e2eTools, tempDir } from './helpers/images.js';
+import { stackLayers, tarLayer } from './helpers/runtime-images.js';
+
+const BERTH = join(import.meta.dirname, '..', 'dist', 'src', 'cli', 'main.js');
+
+function runtimeAvailable(): boolean {
+  const problems = preflight();
+  if (!overlaySupported()) problems.push('overlayfs is not available');
+  if (problems.length === 0) return e2eTools('umoci', 'busybox');
+  const message = `runtime tests: ${problems.join('; ')}`;
+  if (process.env.BERTH_REQUIRE_E2E === '1') throw new Error(`${message} and BERTH_REQUIRE_E2E=1`);
+  process.stderr.write(`skipping: ${message}\n`);
+  return false;
+}
+
+interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function berth(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Result> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [BERTH, ...args], { env: { ...process.env, ...env }, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
+      const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** busybox's applets as symlinks, so `sh`, `hostname`... are on PATH as in the real image. */
+const APPLETS = ['sh', 'cat', 'dd', 'hostname', 'id', 'ls', 'touch', 'sleep', 'test'];
+
+describe.skipIf(!runtimeAvailable())('berth run', () => {
+  let dir: string;
+  let layout: string;
+  let root: string;
+
+  const run = (...args: string[]) => berth(['run', '--root', root, '--rm', '-q', ...args]);
+
+  beforeAll(async () => {
+    if (!existsSync(BERTH)) throw new Error(`${BERTH} is missing: build with npx tsc -p tsconfig.json first`);
+    dir = await tempDir('berth-runtime-');
+    layout = join(dir, 'layout');
+    root = join(dir, 'root');
+    await buildBusyboxImage(layout, { tag: 'bare' });
+    const links = await tarLayer([{ name: 'bin/', type: 'directory' }, ...APPLETS.map((a) => ({ name: `bin/${a}`, type: 'symlink' as const, linkname: 'busybox' }))]);
+    await stackLayers(layout, 'bare', 'latest', [links]);
+  });
+
+  afterEach(async () => {
+    // Nothing of a container may outlive it: no cgroup left, no mount visible on the host.
+    for (const hierarchy of await readdir('/sys/fs/cgroup').catch(() => [] as string[])) {
+      const ours = await readdir(join('/sys/fs/cgroup', hierarchy, 'berth')).catch(() => [] as string[]);
+      const containers = await readdir(join(root, 'containers')).catch(() => [] as string[]);
+      expect(ours.filter((d) => containers.includes(d))).toEqual([]);
+    }
+    expect(await readFile('/proc/self/mountinfo', 'utf8')).not.toContain(dir);
+  });
+
+  afterAll(async () => {
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('runs the command as PID 1', async () => {
+    const r = await run(`oci:${layout}:latest`, 'sh', '-c', 'echo $$');
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toBe('1\n');
+    expect(r.code).toBe(0);
+  });
+
+  it('sets the hostname given, not the host one', async () => {
+    const r = await run('--hostname', 'berth-box', `oci:${layout}:latest`, 'hostname');
+    expect(r.stdout).toBe('berth-box\n');
+  });
+
+  it('passes exit codes through', async () => {
+    for (const status of [0, 3, 42]) {
+      expect((await run(`oci:${layout}:latest`, 'sh', '-c', `exit ${status}`)).code).toBe(status);
+    }
+    expect((await run(`oci:${layout}:latest`, 'no-such-command')).code).toBe(127);
+  });
+
+  it('gives each run a fresh writable layer', async () => {
+    expect((await run(`oci:${layout}:latest`, 'sh', '-c', 'echo hi > /written && cat /written')).stdout).toBe('hi\n');
+    const again = await run(`oci:${layout}:latest`, 'sh', '-c', 'test -e /written && echo present || echo absent');
+    expect(again.stdout).toBe('absent\n');
+  });
+
+  it('runs with the image environment, -e, -w and -u', async () => {
+    const r = await run('-e', 'GREETING=hello', '-w', '/tmp/work', '-u', '1000:1001', `oci:${layout}:latest`, 'sh', '-c', 'echo $GREETING; echo $PWD; id -u; id -g');
+    expect(r.stdout).toBe('hello\n/tmp/work\n1000\n1001\n');
+  });
+
+  it('kills a process that allocates past --memory and exits 137', async () => {
+    const r = await run('--memory', '32m', `oci:${layout}:latest`, 'dd', 'if=/dev/zero', 'of=/dev/null', 'bs=64M', 'count=1');
+    expect(r.code).toBe(137);
+    const fits = await run('--memory', '32m', `oci:${layout}:latest`, 'dd', 'if=/dev/zero', 'of=/dev/null', 'bs=8M', 'count=1');
+    expect(fits.code).toBe(0);
+  });
+
+  describe.each(['overlay', 'copy'])('whiteouts (%s)', (mode) => {
+    it('hides a deleted file and the old content of an opaque directory', async () => {
+      const lower = await tarLayer([
+        { name: 'data/', type: 'directory' },
+        { name: 'data/deleted', content: 'x' },
+        { name: 'data/kept', content: 'kept' },
+        { name: 'opq/', type: 'directory' },
+        { name: 'opq/old', content: 'old' },
+      ]);
+      const upper = await tarLayer([
+        { name: 'data/', type: 'directory' },
+        { name: 'data/.wh.deleted' },
+        { name: 'opq/', type: 'directory' },
+        { name: 'opq/.wh..wh..opq' },
+        { name: 'opq/new', content: 'new' },
+      ]);
+      await stackLayers(layout, 'latest', 'whiteouts', [lower, upper]);
+      const r = await berth(['run', '--root', root, '--rm', '-q', `oci:${layout}:whiteouts`, 'sh', '-c', 'ls /data /opq'], { BERTH_ROOTFS: mode });
+      expect(r.stderr).toBe('');
+      expect(r.stdout).toBe('/data:\nkept\n\n/opq:\nnew\n');
+    });
+  });
+
+  it('unpacks a base layer shared by two images once', async () => {
+    const fresh = join(dir, 'shared-root');
+    await buildBusyboxImage(layout, { tag: 'one', extraFiles: { 'etc/one': '1' } });
+    await buildBusyboxImage(layout, { tag: 'two', extraFiles: { 'etc/two': '2' } });
+    const first = await berth(['run', '--root', fresh, '--rm', `oci:${layout}:one`, '/bin/busybox', 'cat', '/etc/one']);
+    expect(first.stdout).toBe('1');
+    expect(first.stderr.match(/^Unpacking /gm)).toHaveLength(2);
+    const second = await berth(['run', '--root', fresh, '--rm', `oci:${layout}:two`, '/bin/busybox', 'cat', '/etc/two']);
+    expect(second.stdout).toBe('2');
+    expect(second.stderr.match(/^Unpacking /gm)).toHaveLength(1);
+    const layers = await readdir(join(fresh, 'layers', 'sha256'));
+    expect(layers).toHaveLength(3);
+  });
+
+  it('keeps stopped containers for ps -a until prune', async () => {
+    const own = join(dir, 'ps-root');
+    const r = await berth(['run', '--root', own, '-q', '--name', 'kept', `oci:${layout}:latest`, 'sh', '-c', 'exit 7']);
+    expect(r.code).toBe(7);
+    const ps = JSON.parse((await berth(['ps', '--root', own, '-a', '--json'])).stdout) as { name: string; status: string; exitCode: number }[];
+    expect(ps.map((c) => [c.name, c.status, c.exitCode])).toEqual([['kept', 'exited', 7]]);
+    expect((await berth(['ps', '--root', own, '--json'])).stdout.trim()).toBe('[]');
+    const pruned = JSON.parse((await berth(['prune', '--root', own, '--json'])).stdout) as { containers: string[]; layers: string[] };
+    expect(pruned.containers).toEqual(['kept']);
+    // Run from a layout, the image is not in the store: its layers go with the last container.
+    expect(pruned.layers).toHaveLength(2);
+  });
+
+  describe('pulling from a Berth server', () => {
+    let server: RunningServer;
+    let image: string;
+
+    beforeAll(async () => {
+      server = await startServer({ listen: '127.0.0.1:0', data: join(dir, 'registry'), logger: pino({ level: 'silent' }) });
+      image = `127.0.0.1:${server.port}/test/busybox:1.0`;
+      await push(layout, image, { sourceTag: 'latest' });
+    });
+    afterAll(async () => {
+      await server?.close();
+    });
+
+    it('pulls the image when it is not in the store, then runs from the store', async () => {
+      const store = join(dir, 'pull-root');
+      const first = await berth(['run', '--root', store, '--rm', image, 'sh', '-c', 'echo $$']);
+      expect(first.stdout).toBe('1\n');
+      expect(first.stderr).toContain(`Pulling ${image}`);
+      const again = await berth(['run', '--root', store, '--rm', image, 'hostname']);
+      expect(again.stderr).not.toContain('Pulling');
+      expect(again.stderr).not.toContain('Unpacking');
+
+      const images = JSON.parse((await berth(['images', '--root', store, '--json'])).stdout) as { name: string }[];
+      expect(images.map((i) => i.name)).toEqual([image]);
+      expect((await berth(['rmi', '--root', store, image])).code).toBe(0);
+      expect(JSON.parse((await berth(['images', '--root', store, '--json'])).stdout)).toEqual([]);
+      const pruned = JSON.parse((await berth(['prune', '--root', store, '--json'])).stdout) as { layers: string[] };
+      expect(pruned.layers).toHaveLength(2);
+      expect(await readdir(join(store, 'images', 'blobs', 'sha256'))).toEqual([]);
+    });
+  });
+});
