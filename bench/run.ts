@@ -1,0 +1,162 @@
+// `npm run bench`: Berth against the reference registry, same workload, same machine,
+// same run. Starts both servers as separate processes, alternates them workload by
+// workload, and prints one table with both figures, the ratio Berth/reference, which
+// direction is better and the issue's target; then the client and server CPU of every
+// measurement, so a saturated load generator shows.
+//
+//   node dist/bench/run.js [--quick] [--rounds N] [--threads N] [--quiet-logs]
+//                          [--no-reference] [--cpu-prof DIR] [--keep]
+
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { processCpuSeconds, REFERENCE_BINARY, removeDir, startBerth, startReference, type Target } from './servers.js';
+import * as w from './workloads.js';
+import { formatTable, type Measured, type RowSpec } from './table.js';
+
+const { values: opts } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    rounds: { type: 'string', default: '1' },
+    threads: { type: 'string', default: '2' },
+    'quiet-logs': { type: 'boolean', default: false },
+    'no-reference': { type: 'boolean', default: false },
+    'cpu-prof': { type: 'string' },
+    keep: { type: 'boolean', default: false },
+    help: { type: 'boolean', default: false },
+  },
+});
+
+if (opts.help) {
+  process.stdout.write(`usage: node dist/bench/run.js [options]
+  --quick          small sizes (64 MiB blob, 2 s rate tests) for a fast check
+  --rounds N       run every workload N times, alternating which registry goes first; medians are shown (default 1)
+  --threads N      load-generator threads for the request-rate tests (default 2)
+  --quiet-logs     both registries at log level warn, reference access log off (default: both at info)
+  --no-reference   Berth only, even when ${REFERENCE_BINARY} is installed
+  --cpu-prof DIR   run Berth under node --cpu-prof, profile written to DIR when it stops
+  --keep           keep the data directories and logs (printed at the end)
+`);
+  process.exit(0);
+}
+
+const sizes = opts.quick ? w.QUICK : w.FULL;
+const rounds = Math.max(1, Number(opts.rounds));
+const threads = Math.max(1, Number(opts.threads));
+const logs = { quiet: opts['quiet-logs'] };
+
+const ROWS: RowSpec[] = [
+  { key: 'push', label: `push ${human(sizes.bigBlob)} blob, POST + streamed PUT`, unit: 'MB/s', better: 'higher', minRatio: 1.5 },
+  { key: 'chunked', label: `push ${human(sizes.bigBlob)} in ${human(sizes.chunk)} PATCH chunks`, unit: 'MB/s', better: 'higher', minRatio: 1.5 },
+  { key: 'pull', label: `pull ${human(sizes.bigBlob)}, client verifies sha256`, unit: 'MB/s', better: 'higher', minRatio: 1.0 },
+  { key: 'small', label: `${sizes.smallCount} blobs of 1-16 KiB, ${w.PUSH_CLIENTS} clients`, unit: 'blobs/s', better: 'higher', minRatio: 1.5 },
+  ...[16, 64].flatMap((c): RowSpec[] => [
+    { key: `head${c}`, label: `blob HEAD, ${c} clients`, unit: 'req/s', better: 'higher', minRatio: 2 },
+    { key: `head${c}.p99`, label: `blob HEAD, ${c} clients, p99`, unit: 'ms', better: 'lower', maxRatio: 1 },
+  ]),
+  ...[16, 64].flatMap((c): RowSpec[] => [
+    { key: `get${c}`, label: `manifest GET by tag, ${c} clients`, unit: 'req/s', better: 'higher', minRatio: 2 },
+    { key: `get${c}.p99`, label: `manifest GET by tag, ${c} clients, p99`, unit: 'ms', better: 'lower', maxRatio: 1 },
+  ]),
+  { key: 'manifests', label: `${sizes.manifestCount} manifests pushed, ${w.PUSH_CLIENTS} clients`, unit: 'manifests/s', better: 'higher' },
+  { key: 'tags', label: `tags list of ${sizes.manifestCount} tags, ${w.LIST_CLIENTS} clients`, unit: 'req/s', better: 'higher' },
+  { key: 'tags.p99', label: `tags list, p99`, unit: 'ms', better: 'lower' },
+  { key: 'catalog', label: `first catalog page, ${sizes.catalogRepos} repos, ${w.LIST_CLIENTS} clients`, unit: 'req/s', better: 'higher', minRatio: 5 },
+  { key: 'catalog.p99', label: `first catalog page, p99`, unit: 'ms', better: 'lower' },
+  { key: 'rss', label: `peak server RSS while pushing ${human(sizes.rssBlob)}`, unit: 'MB', better: 'lower', maxBerth: 150 },
+];
+
+function human(bytes: number): string {
+  return bytes >= 2 ** 30 ? `${bytes / 2 ** 30} GiB` : `${bytes / 2 ** 20} MiB`;
+}
+
+const measured: Measured = new Map();
+
+function record(key: string, target: Target, figure: w.Figure, serverCpuPercent: number): void {
+  const byTarget = measured.get(key) ?? new Map();
+  measured.set(key, byTarget);
+  const list = byTarget.get(target.name) ?? [];
+  byTarget.set(target.name, list);
+  list.push({ ...figure, serverCpuPercent });
+}
+
+/** Runs one measurement, times the server's CPU over it, then flushes dirty pages so the next one starts clean. */
+async function measure<F extends w.Figure>(key: string, s: w.Subject, work: () => Promise<F>): Promise<F> {
+  const cpu = processCpuSeconds(s.target.pid);
+  const started = performance.now();
+  const figure = await work();
+  const seconds = (performance.now() - started) / 1000;
+  const serverCpu = ((processCpuSeconds(s.target.pid) - cpu) / seconds) * 100;
+  record(key, s.target, figure, serverCpu);
+  if (figure.p99Ms !== undefined) record(`${key}.p99`, s.target, { ...figure, value: figure.p99Ms }, serverCpu);
+  // The reference registry does not fsync: its dirty pages must not be flushed during the next test.
+  execFileSync('sync');
+  progress(`${key} ${s.target.name}: ${figure.value.toFixed(1)}${figure.p99Ms !== undefined ? ` (p99 ${figure.p99Ms.toFixed(2)} ms)` : ''}`);
+  return figure;
+}
+
+function progress(line: string): void {
+  process.stderr.write(`  ${line}\n`);
+}
+
+async function main(): Promise<void> {
+  const root = await mkdtemp(join(tmpdir(), 'berth-bench-'));
+  const targets: Target[] = [];
+  try {
+    const withReference = !opts['no-reference'] && existsSync(REFERENCE_BINARY);
+    targets.push(await startBerth(root, logs, opts['cpu-prof']));
+    if (withReference) targets.push(await startReference(root, logs));
+    const subjects = targets.map(w.subject);
+
+    progress(`generating ${human(sizes.bigBlob)} and ${human(sizes.rssBlob)} blobs (digests)`);
+    const corpus = w.makeCorpus(sizes);
+    progress(`setup: base image and ${sizes.catalogRepos} catalog repositories`);
+    for (const s of subjects) {
+      await w.pushBaseImage(s);
+      await w.fillCatalog(s, sizes.catalogRepos);
+    }
+
+    for (let round = 0; round < rounds; round++) {
+      // Alternate who goes first, so warm caches and background flushes favour neither.
+      const order = round % 2 === 0 ? subjects : [...subjects].reverse();
+      const each = async (work: (s: w.Subject) => Promise<void>) => {
+        for (const s of order) await work(s);
+      };
+      await each((s) => measure('push', s, () => w.pushMonolithic(s, corpus.big, 'bench/big')).then(() => {}));
+      await each((s) => measure('chunked', s, () => w.pushChunked(s, corpus.big, sizes.chunk, 'bench/chunked')).then(() => {}));
+      await each((s) => measure('pull', s, () => w.pull(s, corpus.big, 'bench/big')).then(() => {}));
+      await each((s) => measure('small', s, () => w.pushSmallBlobs(s, sizes.smallCount, `bench/small-${round}`)).then(() => {}));
+      await each((s) => measure('manifests', s, () => w.pushManifests(s, sizes.manifestCount, `bench/manifests-${round}`)).then(() => {}));
+      await each((s) => w.checkLists(s, `bench/manifests-${round}`, sizes.manifestCount));
+      for (const c of [16, 64]) await each((s) => measure(`head${c}`, s, () => w.rate(s, w.blobHead(s, c), sizes.rateSeconds, threads)).then(() => {}));
+      for (const c of [16, 64]) await each((s) => measure(`get${c}`, s, () => w.rate(s, w.manifestGet(c), sizes.rateSeconds, threads)).then(() => {}));
+      await each((s) => measure('tags', s, () => w.rate(s, w.tagsList(`bench/manifests-${round}`), sizes.rateSeconds, threads)).then(() => {}));
+      await each((s) => measure('catalog', s, () => w.rate(s, w.catalogPage(), sizes.rateSeconds, threads)).then(() => {}));
+    }
+    for (const s of subjects) await measure('rss', s, () => w.peakRssDuringPush(s, corpus.rss, 'bench/rss'));
+    for (const s of subjects) s.client.close();
+
+    const names = targets.map((t) => t.name);
+    const reference = withReference ? execFileSync(REFERENCE_BINARY, ['--version'], { encoding: 'utf8' }).trim() : 'not installed';
+    process.stdout.write(
+      [
+        '',
+        `Berth vs reference registry (${reference}), node ${process.version}, ${cpus().length} cores (${cpus()[0]?.model ?? '?'})`,
+        `command: npm run bench --${process.argv.slice(2).length ? ' ' + process.argv.slice(2).join(' ') : ''}`,
+        `logs: ${logs.quiet ? 'both at warn, reference access log off' : 'both at info (Berth JSON lines, reference access log on), to files'}; rounds: ${rounds} (median shown); rate-test threads: ${threads}; MB = 10^6 bytes`,
+        '',
+        formatTable(ROWS, measured, names),
+        '',
+      ].join('\n'),
+    );
+  } finally {
+    for (const t of targets) await t.stop();
+    if (opts.keep) progress(`kept ${root}`);
+    else await removeDir(root);
+  }
+}
+
+await main();
