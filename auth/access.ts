@@ -18,7 +18,8 @@ export type RequiredAccess =
 const REPOSITORY_PATH = /^\/v2\/(.+)\/(blobs|manifests|tags|referrers)\/.*$/;
 
 export function requiredAccess(method: string, pathname: string): RequiredAccess {
-  if (pathname === '/v2/_catalog') {
+  // The catalog and Berth's admin endpoints (/v2/_berth/...) list the whole registry.
+  if (pathname === '/v2/_catalog' || pathname.startsWith('/v2/_berth/')) {
     return { kind: 'resource', type: 'registry', name: 'catalog', action: '*', challengeActions: ['*'] };
   }
   const m = REPOSITORY_PATH.exec(pathname);

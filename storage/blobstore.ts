@@ -6,7 +6,7 @@
 
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream, createWriteStream, renameSync, rmSync, type ReadStream } from 'node:fs';
-import { mkdir, open, rm, stat, truncate, readFile, readdir } from 'node:fs/promises';
+import { mkdir, open, rename, rm, stat, truncate, readFile, readdir } from 'node:fs/promises';
 import { join, dirname } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -51,6 +51,35 @@ export class FsBlobStore {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
       throw err;
     }
+  }
+
+  /** Every blob file in the store, as `algorithm:hex` (names that are not hex are skipped). */
+  async *listBlobFiles(): AsyncGenerator<string> {
+    for (const algorithm of await readdir(this.blobsDir).catch(() => [] as string[])) {
+      for (const prefix of await readdir(join(this.blobsDir, algorithm)).catch(() => [] as string[])) {
+        for (const name of await readdir(join(this.blobsDir, algorithm, prefix)).catch(() => [] as string[])) {
+          if (/^[a-f0-9]+$/.test(name)) yield `${algorithm}:${name}`;
+        }
+      }
+    }
+  }
+
+  /** Hashes a stored blob file with the digest's algorithm; resolves to `algorithm:hex`. */
+  async hashBlob(digest: Digest): Promise<string> {
+    const hash = createHash(digest.algorithm);
+    await pipeline(createReadStream(this.blobPath(digest), { highWaterMark: READ_CHUNK }), async (source) => {
+      for await (const chunk of source) hash.update(chunk as Buffer);
+    });
+    return `${digest.algorithm}:${hash.digest('hex')}`;
+  }
+
+  /** Moves a corrupted blob file aside to <root>/quarantine, out of the store. */
+  async quarantineBlob(digest: Digest): Promise<string> {
+    const dir = join(this.root, 'quarantine');
+    await mkdir(dir, { recursive: true });
+    const target = join(dir, `${digest.algorithm}-${digest.hex}-${Date.now()}`);
+    await rename(this.blobPath(digest), target);
+    return target;
   }
 
   readBlob(digest: Digest): Promise<Buffer> {

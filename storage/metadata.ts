@@ -100,8 +100,13 @@ export class MetadataStore {
         `INSERT INTO tags (repo_id, name, manifest_digest, updated_at) VALUES (?, ?, ?, ?)
          ON CONFLICT(repo_id, name) DO UPDATE SET manifest_digest = excluded.manifest_digest, updated_at = excluded.updated_at`,
       ),
+      // A manifest goes with its referrers (signatures, SBOMs), and theirs, in its repository.
       deleteManifest: db.prepare(
-        'DELETE FROM manifests WHERE repo_id = (SELECT id FROM repositories WHERE name = ?) AND digest = ?',
+        `WITH RECURSIVE repo(id) AS (SELECT id FROM repositories WHERE name = @repository),
+              doomed(digest) AS (
+                SELECT @digest
+                UNION SELECT m.digest FROM manifests m, doomed d, repo WHERE m.repo_id = repo.id AND m.subject_digest = d.digest)
+         DELETE FROM manifests WHERE repo_id = (SELECT id FROM repo) AND digest IN (SELECT digest FROM doomed)`,
       ),
       deleteTag: db.prepare('DELETE FROM tags WHERE repo_id = (SELECT id FROM repositories WHERE name = ?) AND name = ?'),
       listTags: db.prepare<[number, string, number], { name: string }>(
@@ -234,9 +239,13 @@ export class MetadataStore {
     }).immediate();
   }
 
-  /** Deletes a manifest from a repository; its tags go with it. */
+  /** Deletes a manifest from a repository; its tags and referrers go with it. */
   deleteManifest(repository: string, digest: string): boolean {
-    return this.s.deleteManifest.run(repository, digest).changes > 0;
+    return this.db.transaction(() => {
+      if (!this.s.manifestByDigest.get(repository, digest)) return false;
+      this.s.deleteManifest.run({ repository, digest });
+      return true;
+    }).immediate();
   }
 
   deleteTag(repository: string, tag: string): boolean {

@@ -8,6 +8,7 @@ import { RegistryError } from './errors.js';
 import { checkName, parseDigest, type Digest } from './names.js';
 import { BodyTooLargeError, IncompleteBodyError, type FsBlobStore } from '../../storage/blobstore.js';
 import type { MetadataStore, UploadRow } from '../../storage/metadata.js';
+import type { TouchRecorder } from './touches.js';
 
 /** A request body to append: the stream and what the client said about it. */
 export interface Body {
@@ -39,6 +40,7 @@ export class BlobService {
   constructor(
     private readonly meta: MetadataStore,
     private readonly store: FsBlobStore,
+    private readonly touches: TouchRecorder,
   ) {}
 
   /** Size of a blob the repository may serve; BLOB_UNKNOWN otherwise. */
@@ -47,6 +49,8 @@ export class BlobService {
     const digest = parseDigest(digestValue);
     const size = this.meta.blobInRepository(repository, digest.value);
     if (size === undefined) throw new RegistryError('BLOB_UNKNOWN', 'blob unknown to registry', { digest: digest.value });
+    // A client that checks a blob may be about to reference it: keep it from collection.
+    this.touches.touch(digest.value);
     return { digest, size };
   }
 

@@ -8,15 +8,18 @@ import type { Registry } from '../registry/registry.js';
 import { API_VERSION_HEADER, errorResponse } from './http.js';
 import type { Logger } from './logger.js';
 import { v2Routes, type Env } from './routes.js';
+import { storageUsage } from '../registry/usage.js';
 
 export interface AppOptions {
   registry: Registry;
   logger: Logger;
   /** Installed before the /v2 routes when authentication is on. */
   auth?: MiddlewareHandler<Env>;
+  /** Operations (src/server/operations.ts): middleware run after the request id and before auth, and routes outside /v2. */
+  operations?: { middleware: MiddlewareHandler<Env>[]; routes(app: Hono<Env>): void };
 }
 
-export function createApp({ registry, logger, auth }: AppOptions): Hono<Env> {
+export function createApp({ registry, logger, auth, operations }: AppOptions): Hono<Env> {
   const app = new Hono<Env>();
   const { dispatch } = v2Routes(registry);
 
@@ -47,11 +50,15 @@ export function createApp({ registry, logger, auth }: AppOptions): Hono<Env> {
     return errorResponse(new RegistryError('UNKNOWN', 'internal server error', { requestId: c.get('requestId') }), c.req.method);
   });
 
+  for (const m of operations?.middleware ?? []) app.use('*', m);
+  operations?.routes(app);
   if (auth) app.use('*', auth);
 
   const ping = () => new Response('{}', { status: 200, headers: { ...API_VERSION_HEADER, 'Content-Type': 'application/json' } });
   app.get('/v2', ping);
   app.get('/v2/', ping);
+  // Storage usage per repository, for admins (the auth check asks for registry:catalog:*).
+  app.get('/v2/_berth/usage', (c) => c.json(storageUsage(registry.db)));
   app.all('/v2/*', (c) => dispatch(c));
 
   app.notFound((c) => errorResponse(new RegistryError('UNSUPPORTED', 'no such endpoint', { path: c.req.path }, { status: 404 }), c.req.method));

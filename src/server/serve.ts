@@ -10,6 +10,7 @@ import { createApp } from './app.js';
 import { authMiddleware } from './auth.js';
 import type { AuthConfig } from '../../auth/config.js';
 import { createLogger, type Logger } from './logger.js';
+import { startMaintenance, type MaintenanceOptions } from './maintenance.js';
 import type { Env } from './routes.js';
 
 export interface ServerOptions {
@@ -23,6 +24,10 @@ export interface ServerOptions {
    * function that builds the middleware once the registry is open (see src/server/auth.ts).
    */
   auth?: AuthConfig | ((registry: Registry) => MiddlewareHandler<Env> | Promise<MiddlewareHandler<Env>>);
+  /** Scheduled retention and garbage collection (`gc.interval` and friends). */
+  gc?: MaintenanceOptions;
+  /** How often blob touches are written (ms); tests shorten it. */
+  touchIntervalMs?: number;
 }
 
 export interface RunningServer {
@@ -48,7 +53,7 @@ const DRAIN_MS = 10_000;
 export async function startServer(options: ServerOptions = {}): Promise<RunningServer> {
   const { host, port } = parseListen(options.listen ?? '0.0.0.0:5000');
   const logger = options.logger ?? createLogger();
-  const registry = await openRegistry(options.data ?? 'data');
+  const registry = await openRegistry(options.data ?? 'data', { touchIntervalMs: options.touchIntervalMs });
   const auth =
     typeof options.auth === 'function'
       ? await options.auth(registry)
@@ -70,6 +75,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
   });
   const address = server.address() as AddressInfo;
   const urlHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  const maintenance = startMaintenance(registry, logger, options.gc ?? {});
   let closing: Promise<void> | undefined;
 
   return {
@@ -84,9 +90,10 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
         // A keep-alive connection turns idle only when its response has finished, which
         // can be just after close() was called: keep closing idle ones while draining.
         const sweep = setInterval(() => server.closeIdleConnections(), 50);
-        server.close(() => {
+        server.close(async () => {
           clearTimeout(force);
           clearInterval(sweep);
+          await maintenance.stop();
           registry.close();
           resolve();
         });

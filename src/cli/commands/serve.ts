@@ -4,6 +4,7 @@
 import type { Command } from 'commander';
 import { startServer } from '../../server/serve.js';
 import { createLogger } from '../../server/logger.js';
+import { parseDuration } from '../../registry/duration.js';
 import { authConfigFromFlags, type AuthFlags } from '../../../auth/config.js';
 
 export function register(program: Command): void {
@@ -22,9 +23,17 @@ export function register(program: Command): void {
     .option('--external-issuer <name>', 'also accept tokens of this issuer, verified with --external-key or --external-jwks')
     .option('--external-key <pem>', "the external issuer's public key or certificate (PEM file)")
     .option('--external-jwks <path|url>', "the external issuer's JWKS (file or http(s) URL)")
-    .action(async (opts: { listen: string; data: string } & AuthFlags) => {
+    .option('--gc-interval <duration>', 'run garbage collection this often, e.g. 6h (env BERTH_GC_INTERVAL; default never)', process.env.BERTH_GC_INTERVAL)
+    .option('--gc-grace <duration>', 'keep what was uploaded or used this recently', '1h')
+    .option('--gc-delete-untagged', 'scheduled collections also delete untagged manifests')
+    .action(async (opts: { listen: string; data: string; gcInterval?: string; gcGrace: string; gcDeleteUntagged?: boolean } & AuthFlags) => {
       const logger = createLogger();
-      const server = await startServer({ listen: opts.listen, data: opts.data, logger, auth: authConfigFromFlags(opts) });
+      const gc = {
+        intervalMs: opts.gcInterval ? parseDuration(opts.gcInterval) : undefined,
+        graceMs: parseDuration(opts.gcGrace),
+        deleteUntagged: opts.gcDeleteUntagged,
+      };
+      const server = await startServer({ listen: opts.listen, data: opts.data, logger, auth: authConfigFromFlags(opts), gc });
       logger.info({ listen: `${server.host}:${server.port}`, data: opts.data }, 'berth registry listening');
       const stop = (signal: string) => {
         logger.info({ signal }, 'shutting down: finishing requests in flight');
