@@ -4,9 +4,9 @@
 // is pulled from a Berth server started here. Needs root, util-linux and overlayfs:
 // skipped with a message otherwise, failed under BERTH_REQUIRE_E2E=1.
 
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { readFile, readdir, rm } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -112,6 +112,46 @@ describe.skipIf(!runtimeAvailable())('berth run', () => {
     expect(r.code).toBe(137);
     const fits = await run('--memory', '32m', `oci:${layout}:latest`, 'dd', 'if=/dev/zero', 'of=/dev/null', 'bs=8M', 'count=1');
     expect(fits.code).toBe(0);
+  });
+
+  it('limits processes with --pids and the network with --net none', async () => {
+    const r = await run('--pids', '2', `oci:${layout}:latest`, 'sh', '-c', 'sleep 1 & sleep 1 & sleep 1 & wait');
+    expect(r.stderr).toMatch(/can't fork/);
+    expect((await run(`oci:${layout}:latest`, 'ls', '/sys/class/net')).stdout).toBe('lo\n');
+  });
+
+  it('bind-mounts volumes, read-only with :ro', async () => {
+    const host = join(dir, 'volume');
+    await mkdir(host, { recursive: true });
+    await writeFile(join(host, 'hello'), 'from the host\n');
+    const r = await run('-v', `${host}:/mnt/data`, '-v', `${host}:/ro:ro`, `oci:${layout}:latest`, 'sh', '-c', 'cat /mnt/data/hello; echo new > /mnt/data/new; touch /ro/x || echo refused');
+    expect(r.stdout).toBe('from the host\nrefused\n');
+    expect(await readFile(join(host, 'new'), 'utf8')).toBe('new\n');
+  });
+
+  it('never follows a symlink of the image to the host when making a mount point', async () => {
+    const evil = await tarLayer([{ name: 'escape', type: 'symlink', linkname: dir }]);
+    await stackLayers(layout, 'latest', 'escape', [evil]);
+    const r = await run('-v', `${dir}:/escape/made-by-berth`, `oci:${layout}:escape`, 'true');
+    expect(r.code).toBe(125);
+    expect(r.stderr).toMatch(/symbolic link/);
+    expect(existsSync(join(dir, 'made-by-berth'))).toBe(false);
+  });
+
+  it('gives -t a terminal of its own', async () => {
+    const r = await run('-t', `oci:${layout}:latest`, 'sh', '-c', 'test -t 0 && test -t 1 && echo terminal; exit 3');
+    expect(r.stdout).toContain('terminal');
+    expect(r.code).toBe(3);
+  });
+
+  it('passes signals on to PID 1', async () => {
+    const child = spawn(process.execPath, [BERTH, 'run', '--root', root, '--rm', '-q', `oci:${layout}:latest`, 'sh', '-c', 'trap "echo got TERM; exit 5" TERM; echo ready; while :; do sleep 0.1; done']);
+    let out = '';
+    await new Promise<void>((resolve) => child.stdout.on('data', (c: Buffer) => ((out += c.toString()), out.includes('ready') && resolve())));
+    child.kill('SIGTERM');
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    expect(out).toBe('ready\ngot TERM\n');
+    expect(code).toBe(5);
   });
 
   describe.each(['overlay', 'copy'])('whiteouts (%s)', (mode) => {
