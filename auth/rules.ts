@@ -21,6 +21,7 @@
 // Admins are never restricted by rules.
 
 import type { AccessEntry } from './scope.js';
+import { globToRegExp } from '../src/registry/glob.js';
 
 export type Identity =
   | { kind: 'anonymous' }
@@ -45,20 +46,6 @@ export interface AccessRule {
 export interface AccessPolicy {
   anonymousPull: boolean;
   rules: AccessRule[];
-}
-
-function globToRegExp(glob: string): RegExp {
-  let re = '';
-  for (let i = 0; i < glob.length; i++) {
-    const ch = glob[i];
-    if (ch === '*' && glob[i + 1] === '*') {
-      re += '.*';
-      i++;
-    } else if (ch === '*') re += '[^/]*';
-    else if (ch === '?') re += '[^/]';
-    else re += ch.replace(/[.+^${}()|[\]\\]/g, '\\$&');
-  }
-  return new RegExp(`^${re}$`);
 }
 
 function stringList(value: unknown, where: string): string[] {
