@@ -43,6 +43,15 @@ function berth(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Result> {
   });
 }
 
+/** The JSON a `berth ... --json` printed; on failure, says what the command wrote to stderr. */
+function json<T>(r: Result): T {
+  try {
+    return JSON.parse(r.stdout) as T;
+  } catch {
+    throw new Error(`berth exited ${r.code} without JSON: ${r.stderr}`);
+  }
+}
+
 /** busybox's applets as symlinks, so `sh`, `hostname`... are on PATH as in the real image. */
 const APPLETS = ['sh', 'cat', 'dd', 'hostname', 'id', 'ls', 'touch', 'sleep', 'test'];
 
@@ -66,9 +75,8 @@ describe.skipIf(!runtimeAvailable())('berth run', () => {
   afterEach(async () => {
     // Nothing of a container may outlive it: no cgroup left, no mount visible on the host.
     for (const hierarchy of await readdir('/sys/fs/cgroup').catch(() => [] as string[])) {
-      const ours = await readdir(join('/sys/fs/cgroup', hierarchy, 'berth')).catch(() => [] as string[]);
-      const containers = await readdir(join(root, 'containers')).catch(() => [] as string[]);
-      expect(ours.filter((d) => containers.includes(d))).toEqual([]);
+      const entries = await readdir(join('/sys/fs/cgroup', hierarchy, 'berth'), { withFileTypes: true }).catch(() => []);
+      expect(entries.filter((e) => e.isDirectory()).map((e) => `${hierarchy}/berth/${e.name}`)).toEqual([]);
     }
     expect(await readFile('/proc/self/mountinfo', 'utf8')).not.toContain(dir);
   });
@@ -195,10 +203,10 @@ describe.skipIf(!runtimeAvailable())('berth run', () => {
     const own = join(dir, 'ps-root');
     const r = await berth(['run', '--root', own, '-q', '--name', 'kept', `oci:${layout}:latest`, 'sh', '-c', 'exit 7']);
     expect(r.code).toBe(7);
-    const ps = JSON.parse((await berth(['ps', '--root', own, '-a', '--json'])).stdout) as { name: string; status: string; exitCode: number }[];
+    const ps = json<{ name: string; status: string; exitCode: number }[]>(await berth(['ps', '--root', own, '-a', '--json']));
     expect(ps.map((c) => [c.name, c.status, c.exitCode])).toEqual([['kept', 'exited', 7]]);
     expect((await berth(['ps', '--root', own, '--json'])).stdout.trim()).toBe('[]');
-    const pruned = JSON.parse((await berth(['prune', '--root', own, '--json'])).stdout) as { containers: string[]; layers: string[] };
+    const pruned = json<{ containers: string[]; layers: string[] }>(await berth(['prune', '--root', own, '--json']));
     expect(pruned.containers).toEqual(['kept']);
     // Run from a layout, the image is not in the store: its layers go with the last container.
     expect(pruned.layers).toHaveLength(2);
@@ -226,11 +234,11 @@ describe.skipIf(!runtimeAvailable())('berth run', () => {
       expect(again.stderr).not.toContain('Pulling');
       expect(again.stderr).not.toContain('Unpacking');
 
-      const images = JSON.parse((await berth(['images', '--root', store, '--json'])).stdout) as { name: string }[];
+      const images = json<{ name: string }[]>(await berth(['images', '--root', store, '--json']));
       expect(images.map((i) => i.name)).toEqual([image]);
       expect((await berth(['rmi', '--root', store, image])).code).toBe(0);
-      expect(JSON.parse((await berth(['images', '--root', store, '--json'])).stdout)).toEqual([]);
-      const pruned = JSON.parse((await berth(['prune', '--root', store, '--json'])).stdout) as { layers: string[] };
+      expect(json(await berth(['images', '--root', store, '--json']))).toEqual([]);
+      const pruned = json<{ layers: string[] }>(await berth(['prune', '--root', store, '--json']));
       expect(pruned.layers).toHaveLength(2);
       expect(await readdir(join(store, 'images', 'blobs', 'sha256'))).toEqual([]);
     });

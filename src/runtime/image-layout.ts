@@ -36,9 +36,6 @@ export interface LayerRef {
 export interface ResolvedImage {
   /** Digest of the platform manifest (the image id, as registries show it). */
   manifestDigest: string;
-  /** Digest of the index.json entry the reference picked (an index or the manifest). */
-  topDigest: string;
-  configDigest: string;
   config: ImageConfig;
   layers: LayerRef[];
 }
@@ -75,8 +72,6 @@ export async function resolveImage(layoutDir: string, ref: string): Promise<Reso
   }
   return {
     manifestDigest: desc.digest,
-    topDigest: entry.digest,
-    configDigest: manifest.config.digest,
     config,
     layers: manifest.layers.map((l, i) => ({ diffId: diffIds[i]!, blob: layout.blobPath(l.digest), digest: l.digest, size: l.size })),
   };

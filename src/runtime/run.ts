@@ -181,6 +181,10 @@ export async function runContainer(store: RuntimeStore, opts: RunOptions): Promi
     state = { ...state, status: 'exited', pid, exitCode, oomKilled: (await cgroup?.oomKilled()) ?? false, finished: new Date().toISOString() };
     await containers.save(state);
     return { exitCode, container: state };
+  } catch (err) {
+    // It never ran: record that (125, as docker) so `ps -a` and `prune` see a stopped container.
+    if (!opts.autoRemove) await containers.save({ ...state, status: 'exited', exitCode: 125, finished: new Date().toISOString() });
+    throw err;
   } finally {
     await cgroup?.remove();
     if (opts.autoRemove) await containers.remove(state.id);

@@ -12,7 +12,7 @@
 // unpacking the same layer at once both finish; the second rename loses and is removed.
 
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, readdir, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, readdir, rename, rm, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { OciLayout } from '../client/layout.js';
 import type { LayerRef } from './image-layout.js';
@@ -148,10 +148,6 @@ export class RuntimeStore {
     } finally {
       await unlink(lock).catch(() => undefined);
     }
-  }
-
-  async exists(): Promise<boolean> {
-    return stat(this.root).then(() => true, () => false);
   }
 }
 
