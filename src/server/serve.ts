@@ -3,6 +3,7 @@
 
 import { createAdaptorServer } from '@hono/node-server';
 import type { Server } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { MiddlewareHandler } from 'hono';
 import { openRegistry, type Registry } from '../registry/registry.js';
@@ -12,8 +13,11 @@ import type { AuthConfig } from '../../auth/config.js';
 import { createLogger, type Logger } from './logger.js';
 import { startMaintenance, type MaintenanceOptions } from './maintenance.js';
 import type { Env } from './routes.js';
+import { operations, type OperationsOptions } from './operations.js';
+import { recordGcRun } from './metrics.js';
+import { readTls, reloadTls, type TlsFiles } from './tls.js';
 
-export interface ServerOptions {
+export interface ServerOptions extends OperationsOptions {
   /** `host:port`; port 0 picks a free one. Default 0.0.0.0:5000. */
   listen?: string;
   /** Data directory. Default ./data. */
@@ -24,6 +28,8 @@ export interface ServerOptions {
    * function that builds the middleware once the registry is open (see src/server/auth.ts).
    */
   auth?: AuthConfig | ((registry: Registry) => MiddlewareHandler<Env> | Promise<MiddlewareHandler<Env>>);
+  /** HTTPS with this certificate and key (PEM files); reloadTls() reads them again. */
+  tls?: TlsFiles;
   /** Scheduled retention and garbage collection (`gc.interval` and friends). */
   gc?: MaintenanceOptions;
   /** How often blob touches are written (ms); tests shorten it. */
@@ -36,6 +42,10 @@ export interface RunningServer {
   host: string;
   registry: Registry;
   server: Server;
+  /** The separate metrics listener's URL, when metrics.listen is set. */
+  metricsUrl?: string;
+  /** Reads the TLS certificate and key again (SIGHUP); throws and keeps the old ones if they are bad. */
+  reloadTls(): void;
   close(): Promise<void>;
 }
 
@@ -60,8 +70,12 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       : options.auth && options.auth.mode !== 'none'
         ? authMiddleware(registry, options.auth)
         : undefined;
-  const app = createApp({ registry, logger, auth });
-  const server = createAdaptorServer({ fetch: app.fetch }) as Server;
+  const ops = operations(registry, logger, options);
+  const app = createApp({ registry, logger, auth, operations: ops.app });
+  const tls = options.tls;
+  const server = (
+    tls ? createAdaptorServer({ fetch: app.fetch, createServer: createHttpsServer, serverOptions: readTls(tls) }) : createAdaptorServer({ fetch: app.fetch })
+  ) as Server;
   // Large blobs stream for a long time; never time a request out by its total duration.
   server.requestTimeout = 0;
   server.keepAliveTimeout = 65_000;
@@ -75,15 +89,34 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
   });
   const address = server.address() as AddressInfo;
   const urlHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-  const maintenance = startMaintenance(registry, logger, options.gc ?? {});
+  let metricsUrl: string | undefined;
+  try {
+    metricsUrl = await ops.start(parseListen);
+  } catch (err) {
+    server.close();
+    registry.close();
+    throw err;
+  }
+  const gc = options.gc ?? {};
+  const maintenance = startMaintenance(registry, logger, {
+    ...gc,
+    onCollected(report) {
+      recordGcRun({ freedBytes: report.bytesFreed, deletedBlobs: report.blobsDeleted });
+      gc.onCollected?.(report);
+    },
+  });
   let closing: Promise<void> | undefined;
 
   return {
-    url: `http://${urlHost === '0.0.0.0' ? '127.0.0.1' : urlHost}:${address.port}`,
+    url: `${tls ? 'https' : 'http'}://${urlHost === '0.0.0.0' ? '127.0.0.1' : urlHost}:${address.port}`,
     port: address.port,
     host: address.address,
     registry,
     server,
+    metricsUrl,
+    reloadTls() {
+      if (tls) reloadTls(server as unknown as HttpsServer, tls);
+    },
     close() {
       closing ??= new Promise<void>((resolve) => {
         const force = setTimeout(() => server.closeAllConnections(), DRAIN_MS);
@@ -94,6 +127,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
           clearTimeout(force);
           clearInterval(sweep);
           await maintenance.stop();
+          await ops.stop();
           registry.close();
           resolve();
         });

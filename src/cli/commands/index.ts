@@ -23,6 +23,7 @@ import { register as gc } from './gc.js';
 import { register as retention } from './retention.js';
 import { register as scrub } from './scrub.js';
 import { register as du } from './du.js';
+import { register as cert } from './cert.js';
 
 export function registerCommands(program: Command): void {
   serve(program);
@@ -48,4 +49,5 @@ export function registerCommands(program: Command): void {
   retention(program);
   scrub(program);
   du(program);
+  cert(program);
 }

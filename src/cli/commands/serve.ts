@@ -1,21 +1,33 @@
 // `berth serve`: runs the registry. Settings come from flags, else BERTH_* variables,
-// else the embedded defaults (0.0.0.0:5000, ./data).
+// else the config file (--config / BERTH_CONFIG), else the defaults (0.0.0.0:5000,
+// ./data): src/config/config.ts merges and checks them.
 
 import type { Command } from 'commander';
 import { startServer } from '../../server/serve.js';
 import { createLogger } from '../../server/logger.js';
 import { parseDuration } from '../../registry/duration.js';
-import { authConfigFromFlags, type AuthFlags } from '../../../auth/config.js';
+import { loadConfig } from '../../config/config.js';
+import { printConfig } from '../../config/print.js';
 
 export function register(program: Command): void {
   program
     .command('serve')
-    .description('run the registry')
-    .option('--listen <host:port>', 'address to listen on (env BERTH_LISTEN)', process.env.BERTH_LISTEN ?? '0.0.0.0:5000')
-    .option('--data <dir>', 'data directory (env BERTH_DATA)', process.env.BERTH_DATA ?? 'data')
-    .option('--auth <mode>', 'authentication: none, token or basic (env BERTH_AUTH; default none)', process.env.BERTH_AUTH)
-    .option('--anonymous-pull', 'let anyone pull without logging in (env BERTH_ANONYMOUS_PULL=1)', process.env.BERTH_ANONYMOUS_PULL === '1')
-    .option('--auth-config <file>', 'YAML auth settings: access rules, external issuers... (env BERTH_AUTH_CONFIG)', process.env.BERTH_AUTH_CONFIG)
+    .description('run the registry (settings: flags > BERTH_* environment > config file > defaults)')
+    .option('--config <file>', 'YAML config file, see deploy/berth.yaml (env BERTH_CONFIG)')
+    .option('--print-config', 'print the settings in effect (secrets hidden) and exit')
+    .option('--listen <host:port>', 'address to listen on (env BERTH_LISTEN; default 0.0.0.0:5000)')
+    .option('--data <dir>', 'data directory (env BERTH_DATA; default ./data)')
+    .option('--read-only', 'maintenance mode: refuse pushes and deletes, serve pulls (env BERTH_READ_ONLY=1)')
+    .option('--tls-cert <pem>', 'serve HTTPS with this certificate; SIGHUP reloads it (env BERTH_TLS_CERT)')
+    .option('--tls-key <pem>', 'private key of --tls-cert (env BERTH_TLS_KEY)')
+    .option('--log-level <level>', 'trace, debug, info, warn, error or silent (env BERTH_LOG_LEVEL; default info)')
+    .option('--log-format <format>', 'auto (pretty on a terminal), json or pretty (env BERTH_LOG_FORMAT)')
+    .option('--metrics-listen <host:port>', 'serve /metrics on this address instead of the main one (env BERTH_METRICS_LISTEN)')
+    .option('--metrics-path <path>', 'path of the Prometheus metrics (env BERTH_METRICS_PATH; default /metrics)')
+    .option('--min-free-disk <size>', '/readyz fails below this free space, e.g. 1GiB (env BERTH_MIN_FREE_DISK; default 256MiB)')
+    .option('--auth <mode>', 'authentication: none, token or basic (env BERTH_AUTH; default none)')
+    .option('--anonymous-pull', 'let anyone pull without logging in (env BERTH_ANONYMOUS_PULL=1)')
+    .option('--auth-config <file>', 'YAML auth settings: access rules, external issuers... (env BERTH_AUTH_CONFIG)')
     .option('--token-service <name>', 'service name of challenges and token audience (default berth-registry)')
     .option('--token-issuer <name>', 'issuer name of the tokens Berth signs (default berth-token-service)')
     .option('--token-realm <url>', 'token endpoint announced in challenges (default <this server>/auth/token)')
@@ -26,15 +38,34 @@ export function register(program: Command): void {
     .option('--gc-interval <duration>', 'run garbage collection this often, e.g. 6h (env BERTH_GC_INTERVAL; default never)', process.env.BERTH_GC_INTERVAL)
     .option('--gc-grace <duration>', 'keep what was uploaded or used this recently', '1h')
     .option('--gc-delete-untagged', 'scheduled collections also delete untagged manifests')
-    .action(async (opts: { listen: string; data: string; gcInterval?: string; gcGrace: string; gcDeleteUntagged?: boolean } & AuthFlags) => {
-      const logger = createLogger();
+    .action(async (opts: { printConfig?: boolean; gcInterval?: string; gcGrace: string; gcDeleteUntagged?: boolean } & Record<string, unknown>) => {
+      const config = loadConfig({ flags: opts });
+      if (opts.printConfig) {
+        process.stdout.write(printConfig(config));
+        return;
+      }
+      const logger = createLogger({ level: config.log.level, format: config.log.format });
       const gc = {
         intervalMs: opts.gcInterval ? parseDuration(opts.gcInterval) : undefined,
         graceMs: parseDuration(opts.gcGrace),
         deleteUntagged: opts.gcDeleteUntagged,
       };
-      const server = await startServer({ listen: opts.listen, data: opts.data, logger, auth: authConfigFromFlags(opts), gc });
-      logger.info({ listen: `${server.host}:${server.port}`, data: opts.data }, 'berth registry listening');
+      const { listen, data, tls, readOnly, metrics, health, events, auth } = config;
+      const server = await startServer({ listen, data, logger, auth, tls, readOnly, metrics, health, events, gc });
+      logger.info(
+        { listen: `${server.host}:${server.port}`, data, url: server.url, readOnly, metrics: metrics.enabled ? (server.metricsUrl ?? `${server.url}${metrics.path}`) : false },
+        'berth registry listening',
+      );
+      // SIGHUP: a renewed certificate is picked up without a restart (systemctl reload).
+      process.on('SIGHUP', () => {
+        if (!tls) return logger.info('SIGHUP: nothing to reload (TLS is off)');
+        try {
+          server.reloadTls();
+          logger.info({ cert: tls.cert }, 'TLS certificate reloaded');
+        } catch (err) {
+          logger.error({ err }, 'TLS reload failed: keeping the current certificate');
+        }
+      });
       const stop = (signal: string) => {
         logger.info({ signal }, 'shutting down: finishing requests in flight');
         server.close().then(() => process.exit(0));
