@@ -114,11 +114,12 @@ export class RegistryClient {
       const challenge = parseChallenge(res.headers.get('www-authenticate'));
       if (!challenge) return res;
       const creds = await this.credentials();
-      if (challenge.scheme === 'basic' && (!creds || this.challenge?.scheme === 'basic')) return res;
+      // Judge by what this request sent: concurrent requests may have learned the challenge meanwhile.
+      if (challenge.scheme === 'basic' && (!creds || authorization?.startsWith('Basic '))) return res;
       if (challenge.scheme === 'bearer') {
-        // A cached token that is refused (expired early, revoked) is fetched again; a
-        // challenge naming a scope we did not ask for (insufficient_scope) adds it.
-        if (this.challenge?.scheme === 'bearer') this.tokens.forget(this.challenge, scopes);
+        // A token that is refused (expired early, revoked) is fetched again; a challenge
+        // naming a scope we did not ask for (insufficient_scope) adds it.
+        if (authorization?.startsWith('Bearer ') && this.challenge) this.tokens.forget(this.challenge, scopes);
         if (challenge.scope && !scopes.includes(challenge.scope)) scopes = [...scopes, challenge.scope];
       }
       this.challenge = challenge;
