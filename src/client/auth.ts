@@ -30,6 +30,19 @@ export function parseChallenge(header: string | null): Challenge | undefined {
   return challenge;
 }
 
+/** `type:name:actions`; the name may hold colons (a registry host with a port). */
+function splitScope(scope: string): { resource: string; actions: string[] } {
+  const last = scope.lastIndexOf(':');
+  return { resource: scope.slice(0, last), actions: scope.slice(last + 1).split(',') };
+}
+
+/** True when `scopes` already grant every action of `scope` (pull,push covers pull). */
+export function scopesCover(scopes: string[], scope: string): boolean {
+  const want = splitScope(scope);
+  const have = new Set(scopes.map(splitScope).filter((s) => s.resource === want.resource).flatMap((s) => s.actions));
+  return have.has('*') || want.actions.every((a) => have.has(a));
+}
+
 export function basicHeader(creds: Credentials): string {
   return `Basic ${Buffer.from(`${creds.username ?? ''}:${creds.password ?? ''}`).toString('base64')}`;
 }

@@ -102,7 +102,7 @@ export class RegistryDestination implements ImageDestination {
   }
 
   async putBlob(desc: Descriptor, source: ImageSource, ctx: TransferContext): Promise<void> {
-    if ((await this.client.blobSize(this.repo, desc.digest)) !== undefined) {
+    if ((await this.client.blobSize(this.repo, desc.digest, { forPush: true })) !== undefined) {
       ctx.onProgress?.({ type: 'blob-skipped', digest: desc.digest, size: desc.size, reason: 'exists' });
       return;
     }

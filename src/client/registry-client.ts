@@ -4,7 +4,7 @@
 // Bodies stream in both directions; manifests are the only thing buffered.
 
 import { Readable } from 'node:stream';
-import { basicHeader, parseChallenge, TokenCache, TokenError, type Challenge } from './auth.js';
+import { basicHeader, parseChallenge, scopesCover, TokenCache, TokenError, type Challenge } from './auth.js';
 import { findCredentials, type Credentials } from './credentials.js';
 import { digestOf, verifyBuffer } from './digest.js';
 import { describeFailure, RegistryHttpError } from './errors.js';
@@ -120,7 +120,7 @@ export class RegistryClient {
         // A token that is refused (expired early, revoked) is fetched again; a challenge
         // naming a scope we did not ask for (insufficient_scope) adds it.
         if (authorization?.startsWith('Bearer ') && this.challenge) this.tokens.forget(this.challenge, scopes);
-        if (challenge.scope && !scopes.includes(challenge.scope)) scopes = [...scopes, challenge.scope];
+        if (challenge.scope && !scopesCover(scopes, challenge.scope)) scopes = [...scopes, challenge.scope];
       }
       this.challenge = challenge;
       await res.body?.cancel();
@@ -234,10 +234,13 @@ export class RegistryClient {
     await res.body?.cancel();
   }
 
-  /** Size of a blob the repository has, or undefined. */
-  async blobSize(repo: string, digest: string): Promise<number | undefined> {
+  /**
+   * Size of a blob the repository has, or undefined. A push asks with `forPush`, so the
+   * check and the upload after it share one token (pull,push) instead of fetching two.
+   */
+  async blobSize(repo: string, digest: string, opts: { forPush?: boolean } = {}): Promise<number | undefined> {
     const res = await this.send('HEAD', `/v2/${repo}/blobs/${digest}`, {
-      scopes: [pullScope(repo)],
+      scopes: [opts.forPush ? pushScope(repo) : pullScope(repo)],
       what: `blob ${repo}@${digest}`,
       ok: [200, 404],
     });

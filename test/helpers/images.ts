@@ -23,6 +23,7 @@ export const TOOLS = {
   busybox: '/bin/busybox',
   'docker-registry': '/usr/bin/docker-registry',
   unshare: '/usr/bin/unshare',
+  openssl: '/usr/bin/openssl',
 } as const;
 export type Tool = keyof typeof TOOLS;
 
