@@ -170,7 +170,7 @@ export async function runContainer(store: RuntimeStore, opts: RunOptions): Promi
       hostTool('timeout'), '--foreground', '0',
       hostTool('setpriv'), '--pdeathsig=KILL',
       hostTool('sh'), '-c', script, 'berth-setup',
-      ...execArgs(env, rootfs, workdir, user.uid, user.gid, argv),
+      ...execArgs(env, workdir, user.uid, user.gid, argv),
     ];
 
     state = { ...state, status: 'running' };

@@ -46,13 +46,14 @@ const CAPABILITIES = [
 ];
 
 /** Arguments after the script: env, capabilities, chroot and user, then the command. */
-export function execArgs(env: string[], rootfs: string, workdir: string, uid: number, gid: number, argv: string[]): string[] {
+export function execArgs(env: string[], workdir: string, uid: number, gid: number, argv: string[]): string[] {
   return [
     ...env,
     hostTool('setpriv'),
     `--bounding-set=-all,${CAPABILITIES.map((c) => `+${c}`).join(',')}`,
     hostTool('nsenter'),
-    `--root=${rootfs}`,
+    // "." is the container's root, moved onto / (the script's working directory at exec).
+    '--root=.',
     `--wdns=${workdir}`,
     `--setuid=${uid}`,
     `--setgid=${gid}`,
@@ -107,6 +108,9 @@ export function setupScript(plan: SetupPlan): string {
     const options = `lowerdir=${o.lowers.join(':')},upperdir=${o.upper},workdir=${o.work}`;
     if (options.length > 4000) throw new Error(`the image has too many layers (${o.lowers.length}) for one overlay mount`);
     lines.push(`cd ${shq(o.cwd)} && ${t.mount} -t overlay overlay -o ${shq(options)} "$R" || fail "mounting the image's layers with overlayfs failed"`, 'cd /');
+  } else {
+    // The merged copy is a plain directory; it becomes a mount so it can be moved onto / below.
+    lines.push(`${t.mount} --bind "$R" "$R" || fail "bind-mounting the root filesystem failed"`);
   }
   lines.push(
     `echo ${shq(plan.hostname)} > /proc/sys/kernel/hostname || fail "cannot set the hostname"`,
@@ -131,6 +135,12 @@ export function setupScript(plan: SetupPlan): string {
   }
   // A missing working directory is created (as docker does); an existing one, even a symlink, is left to nsenter to resolve inside the root.
   lines.push(`[ -e "$R"${shq(plan.workdir)} ] || [ -L "$R"${shq(plan.workdir)} ] || inroot ${shq(plan.workdir)} dir`);
+  // The root, with everything mounted in it, is moved onto / of this mount namespace, over
+  // the host's root. This shell still resolves host paths (its root is the host's), so the
+  // exec chain below is found; nsenter then chroots into "." (the moved mount). From inside,
+  // ".." at the top lands on the covered host root and follows the mount back up: unlike a
+  // plain chroot, a root process cannot climb out with a second chroot.
+  lines.push(`cd "$R" && ${t.mount} --move . / || fail "moving the root filesystem onto / failed"`);
   lines.push(`exec ${t.env} -i "$@"`);
   return lines.join('\n') + '\n';
 }
