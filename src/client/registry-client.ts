@@ -7,7 +7,7 @@ import { Readable } from 'node:stream';
 import { basicHeader, parseChallenge, scopesCover, TokenCache, TokenError, type Challenge } from './auth.js';
 import { findCredentials, type Credentials } from './credentials.js';
 import { digestOf, verifyBuffer } from './digest.js';
-import { describeFailure, RegistryHttpError } from './errors.js';
+import { describeFailure } from './errors.js';
 import {
   MANIFEST_ACCEPT,
   manifestMediaType,
@@ -402,4 +402,3 @@ function skipBytes(stream: Readable, n: number): Readable {
   );
 }
 
-export { RegistryHttpError };
