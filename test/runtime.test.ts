@@ -146,6 +146,16 @@ describe.skipIf(!runtimeAvailable())('berth run', () => {
     expect(existsSync(join(dir, 'made-by-berth'))).toBe(false);
   });
 
+  it('provides /etc/hostname and /etc/hosts, leaving an image symlink in their place alone', async () => {
+    const r = await run('--hostname', 'web', `oci:${layout}:latest`, 'sh', '-c', 'cat /etc/hostname /etc/hosts');
+    expect(r.stdout).toBe('web\n127.0.0.1\tlocalhost web\n::1\tlocalhost ip6-localhost ip6-loopback\n');
+    const linked = await tarLayer([{ name: 'etc/', type: 'directory' }, { name: 'etc/hosts', type: 'symlink', linkname: '/host-file' }]);
+    await stackLayers(layout, 'latest', 'etc-link', [linked]);
+    const l = await run(`oci:${layout}:etc-link`, 'sh', '-c', 'busybox readlink /etc/hosts; cat /etc/hostname');
+    expect(l.stderr).toBe('');
+    expect(l.stdout).toMatch(/^\/host-file\n[0-9a-f]{12}\n$/);
+  });
+
   it('gives -t a terminal of its own', async () => {
     const r = await run('-t', `oci:${layout}:latest`, 'sh', '-c', 'test -t 0 && test -t 1 && echo terminal; exit 3');
     expect(r.stdout).toContain('terminal');

@@ -5,7 +5,7 @@
 // (128 + signal number when a signal killed it: 137 for the OOM killer's SIGKILL).
 
 import { spawn, type StdioOptions } from 'node:child_process';
-import { mkdir, readFile, stat } from 'node:fs/promises';
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
 import { isAbsolute, join, posix, relative } from 'node:path';
 import { createCgroup, type Cgroup, type Limits } from './cgroups.js';
@@ -88,6 +88,28 @@ async function parseVolumes(specs: string[]): Promise<Volume[]> {
   return out;
 }
 
+/**
+ * /etc/hostname, /etc/hosts and (with the host's network) /etc/resolv.conf, as docker
+ * provides them: written into the container's directory and bind-mounted over the image's.
+ */
+async function etcFiles(dir: string, hostname: string, net: 'none' | 'host'): Promise<Volume[]> {
+  const files: Record<string, string> = { hostname: `${hostname}\n` };
+  if (net === 'host') {
+    for (const f of ['hosts', 'resolv.conf']) {
+      const content = await readFile(join('/etc', f), 'utf8').catch(() => undefined);
+      if (content !== undefined) files[f] = content;
+    }
+  } else {
+    files.hosts = `127.0.0.1\tlocalhost ${hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n`;
+  }
+  const volumes: Volume[] = [];
+  for (const [name, content] of Object.entries(files)) {
+    await writeFile(join(dir, name), content);
+    volumes.push({ host: join(dir, name), container: `/etc/${name}`, readonly: false, directory: false, optional: true });
+  }
+  return volumes;
+}
+
 function exitStatus(code: number | null, signal: NodeJS.Signals | null): number {
   if (signal) return 128 + (osConstants.signals[signal] ?? 0);
   return code ?? 1;
@@ -144,6 +166,7 @@ export async function runContainer(store: RuntimeStore, opts: RunOptions): Promi
       HOME: user.home,
       ...(opts.tty ? { TERM: 'xterm' } : {}),
     });
+    volumes.push(...(await etcFiles(dir, hostname, opts.net ?? 'none')));
     cgroup = await createCgroup(state.id, opts.limits ?? {});
     const pidFile = join(dir, 'pid');
     const script = setupScript({

@@ -32,6 +32,8 @@ export interface Volume {
   readonly: boolean;
   /** True when the host side is a directory (the mount point is made to match). */
   directory: boolean;
+  /** Skipped, not an error, when the image has a symlink in the way (the /etc files berth provides). */
+  optional?: boolean;
 }
 
 /** Single-quotes a value for sh. */
@@ -80,8 +82,9 @@ export function setupScript(plan: SetupPlan): string {
     'set -u',
     `fail() { echo "berth: $*" >&2; exit 125; }`,
     `R=${shq(plan.rootfs)}`,
-    // inroot PATH dir|file: sets P to the path inside the rootfs, creating what is missing,
-    // and refuses to go through a symlink of the image (which could point anywhere on the host).
+    // inroot PATH dir|file [optional]: sets P to the path inside the rootfs, creating what is
+    // missing, and refuses to go through a symlink of the image (which could point anywhere on
+    // the host): a failure, or with `optional` a false return (the mount is skipped).
     `inroot() {
   P="$R"; rest="\${1#/}"
   while [ -n "$rest" ]; do
@@ -89,7 +92,10 @@ export function setupScript(plan: SetupPlan): string {
     if [ "$c" = "$rest" ]; then rest=; else rest="\${rest#*/}"; fi
     [ -z "$c" ] && continue
     P="$P/$c"
-    [ -L "$P" ] && fail "$1 goes through a symbolic link of the image"
+    if [ -L "$P" ]; then
+      [ "\${3:-}" = optional ] && return 1
+      fail "$1 goes through a symbolic link of the image"
+    fi
     if [ -n "$rest" ] || [ "$2" = dir ]; then
       [ -d "$P" ] || ${t.mkdir} "$P" || fail "cannot create $1 in the container"
     else
@@ -128,10 +134,12 @@ export function setupScript(plan: SetupPlan): string {
   const ip = findHostTool('ip');
   if (plan.net === 'none' && ip) lines.push(`${shq(ip)} link set lo up 2>/dev/null || true`);
   for (const v of plan.volumes) {
-    lines.push(
-      `inroot ${shq(v.container)} ${v.directory ? 'dir' : 'file'}; ${t.mount} --bind ${shq(v.host)} "$P" || fail ${shq(`mounting ${v.host} at ${v.container} failed`)}`,
-    );
-    if (v.readonly) lines.push(`${t.mount} -o remount,bind,ro "$P" || fail ${shq(`making ${v.container} read-only failed`)}`);
+    const bind = [
+      `${t.mount} --bind ${shq(v.host)} "$P" || fail ${shq(`mounting ${v.host} at ${v.container} failed`)}`,
+      ...(v.readonly ? [`${t.mount} -o remount,bind,ro "$P" || fail ${shq(`making ${v.container} read-only failed`)}`] : []),
+    ].join('; ');
+    const target = `${shq(v.container)} ${v.directory ? 'dir' : 'file'}`;
+    lines.push(v.optional ? `if inroot ${target} optional; then ${bind}; fi` : `inroot ${target}; ${bind}`);
   }
   // A missing working directory is created (as docker does); an existing one, even a symlink, is left to nsenter to resolve inside the root.
   lines.push(`[ -e "$R"${shq(plan.workdir)} ] || [ -L "$R"${shq(plan.workdir)} ] || inroot ${shq(plan.workdir)} dir`);
