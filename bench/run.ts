@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { processCpuSeconds, REFERENCE_BINARY, removeDir, startBerth, startReference, type Target } from './servers.js';
 import * as w from './workloads.js';
+import { generatedBlob } from './blobdata.js';
 import { formatTable, type Measured, type RowSpec } from './table.js';
 
 const { values: opts } = parseArgs({
@@ -66,7 +67,8 @@ const ROWS: RowSpec[] = [
   { key: 'tags.p99', label: `tags list, p99`, unit: 'ms', better: 'lower' },
   { key: 'catalog', label: `first catalog page, ${sizes.catalogRepos} repos, ${w.LIST_CLIENTS} clients`, unit: 'req/s', better: 'higher', minRatio: 5 },
   { key: 'catalog.p99', label: `first catalog page, p99`, unit: 'ms', better: 'lower' },
-  { key: 'rss', label: `peak server RSS while pushing ${human(sizes.rssBlob)}`, unit: 'MB', better: 'lower', maxBerth: 150 },
+  { key: 'rss', label: `peak server RSS pushing ${human(sizes.rssBlob)}, after the rows above`, unit: 'MB', better: 'lower', maxBerth: 150 },
+  { key: 'rss.fresh', label: `peak server RSS pushing ${human(sizes.rssBlob)}, fresh server`, unit: 'MB', better: 'lower', maxBerth: 150 },
 ];
 
 function human(bytes: number): string {
@@ -111,8 +113,6 @@ async function main(): Promise<void> {
     if (withReference) targets.push(await startReference(root, logs));
     const subjects = targets.map(w.subject);
 
-    progress(`generating ${human(sizes.bigBlob)} and ${human(sizes.rssBlob)} blobs (digests)`);
-    const corpus = w.makeCorpus(sizes);
     progress(`setup: base image and ${sizes.catalogRepos} catalog repositories`);
     for (const s of subjects) {
       await w.pushBaseImage(s);
@@ -120,13 +120,15 @@ async function main(): Promise<void> {
     }
 
     for (let round = 0; round < rounds; round++) {
+      progress(`round ${round + 1}/${rounds}: generating two ${human(sizes.bigBlob)} blobs (digests)`);
+      const corpus = w.makeCorpus(sizes);
       // Alternate who goes first, so warm caches and background flushes favour neither.
       const order = round % 2 === 0 ? subjects : [...subjects].reverse();
       const each = async (work: (s: w.Subject) => Promise<void>) => {
         for (const s of order) await work(s);
       };
       await each((s) => measure('push', s, () => w.pushMonolithic(s, corpus.big, 'bench/big')).then(() => {}));
-      await each((s) => measure('chunked', s, () => w.pushChunked(s, corpus.big, sizes.chunk, 'bench/chunked')).then(() => {}));
+      await each((s) => measure('chunked', s, () => w.pushChunked(s, corpus.chunked, sizes.chunk, 'bench/chunked')).then(() => {}));
       await each((s) => measure('pull', s, () => w.pull(s, corpus.big, 'bench/big')).then(() => {}));
       await each((s) => measure('small', s, () => w.pushSmallBlobs(s, sizes.smallCount, `bench/small-${round}`)).then(() => {}));
       await each((s) => measure('manifests', s, () => w.pushManifests(s, sizes.manifestCount, `bench/manifests-${round}`)).then(() => {}));
@@ -136,8 +138,23 @@ async function main(): Promise<void> {
       await each((s) => measure('tags', s, () => w.rate(s, w.tagsList(`bench/manifests-${round}`), sizes.rateSeconds, threads)).then(() => {}));
       await each((s) => measure('catalog', s, () => w.rate(s, w.catalogPage(), sizes.rateSeconds, threads)).then(() => {}));
     }
-    for (const s of subjects) await measure('rss', s, () => w.peakRssDuringPush(s, corpus.rss, 'bench/rss'));
     for (const s of subjects) s.client.close();
+
+    // Peak memory while a large blob streams in: on the servers that ran everything
+    // above (heaps grown), then on fresh processes with empty data directories.
+    progress(`generating a ${human(sizes.rssBlob)} blob (digest)`);
+    const rssBlob = generatedBlob(sizes.rssBlob);
+    for (const s of subjects) await measure('rss', s, () => w.peakRssDuringPush(s, rssBlob, 'bench/rss'));
+    for (const start of withReference ? [startBerth, startReference] : [startBerth]) {
+      const fresh = await (start === startBerth ? startBerth(root, logs, undefined, 'berth-fresh') : startReference(root, logs, 'reference-fresh'));
+      try {
+        const s = w.subject(fresh);
+        await measure('rss.fresh', s, () => w.peakRssDuringPush(s, rssBlob, 'bench/rss'));
+        s.client.close();
+      } finally {
+        await fresh.stop();
+      }
+    }
 
     const names = targets.map((t) => t.name);
     const reference = withReference ? execFileSync(REFERENCE_BINARY, ['--version'], { encoding: 'utf8' }).trim() : 'not installed';

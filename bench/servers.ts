@@ -107,8 +107,9 @@ function berthMain(): string {
   return fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 }
 
-export async function startBerth(root: string, logs: LogOptions, cpuProfileDir?: string): Promise<Target> {
-  const dir = join(root, 'berth');
+/** Starts Berth in `<root>/<dirName>`. */
+export async function startBerth(root: string, logs: LogOptions, cpuProfileDir?: string, dirName = 'berth'): Promise<Target> {
+  const dir = join(root, dirName);
   await mkdir(dir, { recursive: true });
   const main = berthMain();
   if (!existsSync(main)) throw new Error(`${main} is missing: run \`npx tsc -p tsconfig.json\` first`);
@@ -127,8 +128,9 @@ export async function startBerth(root: string, logs: LogOptions, cpuProfileDir?:
   }));
 }
 
-export async function startReference(root: string, logs: LogOptions): Promise<Target> {
-  const dir = join(root, 'reference');
+/** Starts the reference registry in `<root>/<dirName>`. */
+export async function startReference(root: string, logs: LogOptions, dirName = 'reference'): Promise<Target> {
+  const dir = join(root, dirName);
   await mkdir(dir, { recursive: true });
   const config = join(dir, 'config.yml');
   return launch('reference', dir, (port) => {

@@ -69,14 +69,18 @@ export function subject(target: Target): Subject {
   return { target, client: new BenchClient(target.url, Math.max(PUSH_CLIENTS, LIST_CLIENTS)) };
 }
 
-/** Data shared by both registries, made once per run so both receive the same bytes. */
+/**
+ * The large blobs of one round, shared by both registries so both receive the same
+ * bytes. Each push gets new content: a registry that already has a blob does other
+ * work (Berth renames over it), and clients skip such pushes anyway.
+ */
 export interface Corpus {
   big: GeneratedBlob;
-  rss: GeneratedBlob;
+  chunked: GeneratedBlob;
 }
 
 export function makeCorpus(sizes: Sizes): Corpus {
-  return { big: generatedBlob(sizes.bigBlob), rss: generatedBlob(sizes.rssBlob) };
+  return { big: generatedBlob(sizes.bigBlob), chunked: generatedBlob(sizes.bigBlob) };
 }
 
 function imageManifest(config: { digest: string; size: number }, layer: { digest: string; size: number }, annotations?: Record<string, string>): Buffer {
