@@ -11,7 +11,8 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildBusyboxImage, buildMultiPlatformIndex, e2eTools, readLayoutBlob, skopeo, tempDir, type BuiltManifestImage } from './helpers/images.js';
 import { startReferenceRegistry, type ReferenceRegistry } from './helpers/reference-registry.js';
-import { startTestServer, type TestServer } from './helpers/server.js';
+import { sha256, startTestServer, type TestServer } from './helpers/server.js';
+import { OciLayout } from '../src/client/index.js';
 
 const MAIN = fileURLToPath(new URL('../dist/src/cli/main.js', import.meta.url));
 
@@ -122,6 +123,38 @@ describe.skipIf(!canRun)('berth client commands against Berth with token auth', 
     const arm = JSON.parse((await ok(['pull', `${host}/team/multi:1`, join(work, 'arm'), '--platform', 'linux/arm64', '--json'])).stdout);
     expect(arm.digest).toBe(idx.children[1]!.digest);
     expect(arm.indexDigest).toBe(idx.digest);
+  });
+
+  it('lists the referrers of an image', async () => {
+    const subject = JSON.parse((await ok(['digest', `${host}/team/multi:1`, '--json'])).stdout);
+    // An artifact (an empty config, one small layer) whose subject is that index, pushed from a layout.
+    const layout = await OciLayout.create(join(work, 'artifact'));
+    const empty = Buffer.from('{}');
+    const note = Buffer.from('signed by the test\n');
+    const desc = (mediaType: string, data: Buffer) => ({ mediaType, digest: sha256(data), size: data.length });
+    await layout.writeBuffer(sha256(empty), empty);
+    await layout.writeBuffer(sha256(note), note);
+    const manifest = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        artifactType: 'application/vnd.example.note',
+        config: desc('application/vnd.oci.empty.v1+json', empty),
+        layers: [desc('text/plain', note)],
+        subject: { mediaType: subject.mediaType, digest: subject.digest, size: subject.size },
+      }),
+    );
+    await layout.writeBuffer(sha256(manifest), manifest);
+    await layout.setTag('note', desc('application/vnd.oci.image.manifest.v1+json', manifest));
+    await ok(['push', layout.dir, `${host}/team/multi:note`]);
+
+    const listed = JSON.parse((await ok(['referrers', `${host}/team/multi:1`, '--json'])).stdout);
+    expect(listed.subject).toBe(subject.digest);
+    expect(listed.manifests.map((m: { digest: string; artifactType: string }) => [m.digest, m.artifactType])).toEqual([
+      [sha256(manifest), 'application/vnd.example.note'],
+    ]);
+    const filtered = JSON.parse((await ok(['referrers', `${host}/team/multi:1`, '--artifact-type', 'application/other', '--json'])).stdout);
+    expect(filtered.manifests).toEqual([]);
   });
 
   it('logs out, after which the registry asks again', async () => {
