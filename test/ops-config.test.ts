@@ -146,10 +146,3 @@ describe('--print-config', () => {
     expect(printConfig(again)).toBe(stdout);
   });
 });
-
-describe('deploy/berth.yaml', () => {
-  it('is a valid config file', () => {
-    const config = loadConfig({ flags: { config: join(root, 'deploy', 'berth.yaml') }, env: {} });
-    expect(config.data).toBe('/var/lib/berth');
-  });
-});
