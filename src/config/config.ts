@@ -198,7 +198,7 @@ export function loadConfig({ flags = {}, env = process.env }: ConfigSources = {}
 }
 
 /** Validates already-parsed layers (lowest first) over the defaults. */
-export function resolve(layers: Layer[]): BerthConfig {
+function resolve(layers: Layer[]): BerthConfig {
   const merged: Record<string, unknown> = {};
   const sources = new Map<string, string>();
   for (const layer of layers) mergeInto(merged, layer.values, '', layer.name, sources);
