@@ -156,7 +156,7 @@ describe.skipIf(!hasTools)('token auth with real clients', () => {
 
   it('pushes and pulls with berth login, push and pull', async () => {
     // berth's own login store, and no docker config of the machine running the tests.
-    const env = { ...process.env, BERTH_CONFIG: join(work, 'berth-auth.json'), DOCKER_CONFIG: join(work, 'docker') };
+    const env = { ...process.env, BERTH_AUTH_FILE: join(work, 'berth-auth.json'), DOCKER_CONFIG: join(work, 'docker') };
     const client = (args: string[], stdin?: string) => berth(args, stdin, env);
     await expect(client(['login', host, '-u', 'bob', '--password-stdin'], 'wrong-password\n')).rejects.toThrow();
     await client(['login', host, '-u', 'bob', '--password-stdin'], 'bob-password\n');

@@ -51,7 +51,7 @@ describe.skipIf(!canRun)('berth client commands against Berth with token auth', 
   beforeAll(async () => {
     if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: build first with \`npx tsc -p tsconfig.json\``);
     work = await tempDir('berth-cli-');
-    env = { BERTH_CONFIG: join(work, 'berth-auth.json'), DOCKER_CONFIG: join(work, 'docker') };
+    env = { BERTH_AUTH_FILE: join(work, 'berth-auth.json'), DOCKER_CONFIG: join(work, 'docker') };
     image = await buildBusyboxImage(join(work, 'layout'), { extraFiles: { 'etc/motd': 'hi\n' } });
     server = await startTestServer({ auth: { mode: 'token' } });
     host = new URL(server.url).host;
@@ -70,11 +70,11 @@ describe.skipIf(!canRun)('berth client commands against Berth with token auth', 
     const wrong = await berth(['login', host, '-u', 'alice', '--password-stdin'], 'nope\n');
     expect(wrong.code).not.toBe(0);
     expect(wrong.stderr).toContain(`401 from ${host}`);
-    expect(existsSync(env.BERTH_CONFIG!)).toBe(false);
+    expect(existsSync(env.BERTH_AUTH_FILE!)).toBe(false);
 
     const login = await ok(['login', host, '-u', 'alice', '--password-stdin'], 'alice-password\n');
     expect(login.stdout).toContain(`Logged in to ${host} as alice`);
-    const stored = JSON.parse(await readFile(env.BERTH_CONFIG!, 'utf8'));
+    const stored = JSON.parse(await readFile(env.BERTH_AUTH_FILE!, 'utf8'));
     expect(Buffer.from(stored.auths[host].auth, 'base64').toString()).toBe('alice:alice-password');
   });
 
@@ -170,7 +170,7 @@ describe.skipIf(!canRun)('berth with credentials from docker config.json (Basic 
   let work: string;
   beforeAll(async () => {
     work = await tempDir('berth-cli-basic-');
-    env = { BERTH_CONFIG: join(work, 'berth-auth.json'), DOCKER_CONFIG: join(work, 'docker') };
+    env = { BERTH_AUTH_FILE: join(work, 'berth-auth.json'), DOCKER_CONFIG: join(work, 'docker') };
     server = await startTestServer({ auth: { mode: 'basic' } });
     await ok(['user', 'add', 'carol', '--admin', '--password-stdin', '--data', server.dataDir], 'carol-password\n');
   });
@@ -197,7 +197,7 @@ describe.skipIf(!canRun || !e2eTools('docker-registry'))('berth against the refe
   beforeAll(async () => {
     reg = await startReferenceRegistry();
     work = await tempDir('berth-cli-ref-');
-    env = { BERTH_CONFIG: join(work, 'berth-auth.json'), DOCKER_CONFIG: join(work, 'docker') };
+    env = { BERTH_AUTH_FILE: join(work, 'berth-auth.json'), DOCKER_CONFIG: join(work, 'docker') };
   });
   afterAll(async () => {
     await reg?.close();

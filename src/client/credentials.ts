@@ -3,7 +3,7 @@
 // `auth`, or an `identitytoken`). Both files have the same shape, so a user can copy
 // entries either way. Credential helpers (`credsStore`) are not run.
 //
-// Locations: $BERTH_CONFIG (a file) or ~/.config/berth/auth.json; $DOCKER_CONFIG/config.json
+// Locations: $BERTH_AUTH_FILE (a file) or ~/.config/berth/auth.json; $DOCKER_CONFIG/config.json
 // or ~/.docker/config.json.
 
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
@@ -31,7 +31,7 @@ interface AuthFile {
 }
 
 export function berthAuthPath(): string {
-  return process.env.BERTH_CONFIG ?? join(homedir(), '.config', 'berth', 'auth.json');
+  return process.env.BERTH_AUTH_FILE ?? join(homedir(), '.config', 'berth', 'auth.json');
 }
 
 export function dockerConfigPath(): string {
