@@ -372,3 +372,17 @@ describe('the database stays consistent', () => {
     db.close();
   });
 });
+
+describe('the gc section of the configuration', () => {
+  it('reads interval, grace and retention rules, and names a bad key', async () => {
+    const { loadConfig } = await import('../src/config/config.js');
+    const dir = await tempDir();
+    const file = join(dir, 'berth.yaml');
+    writeFileSync(file, 'gc:\n  interval: 6h\n  retention:\n    - repositories: "ci/**"\n      keepLast: 3\n      protect: [latest]\n');
+    const config = loadConfig({ flags: { config: file, gcGrace: '2h' }, env: {} });
+    expect(config.gc).toMatchObject({ interval: 6 * 3_600_000, grace: 2 * 3_600_000, deleteUntagged: false, retention: [{ repositories: 'ci/**', keepLast: 3, protect: ['latest'] }] });
+    writeFileSync(file, 'gc:\n  retention:\n    - repositories: "x"\n      keepLast: many\n');
+    expect(() => loadConfig({ flags: { config: file }, env: {} })).toThrow(/gc\.retention.*keepLast/);
+    expect(() => loadConfig({ flags: {}, env: { BERTH_GC_INTERVAL: 'soon' } })).toThrow(/gc\.interval.*BERTH_GC_INTERVAL/);
+  });
+});

@@ -12,6 +12,8 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import type { AuthConfig } from '../../auth/config.js';
 import { resolveAuthConfig } from '../../auth/config.js';
+import { DEFAULT_GRACE_MS, DEFAULT_UPLOAD_TTL_MS } from '../registry/gc.js';
+import { parseRetentionRules, type RetentionRule } from '../registry/retention.js';
 import {
   ConfigError,
   anything,
@@ -74,6 +76,8 @@ export interface BerthConfig {
   health: { minFreeBytes: number };
   auth: AuthConfig;
   events: EventsConfig;
+  /** Scheduled retention and garbage collection; off unless `interval` is set. */
+  gc: { interval?: number; grace: number; deleteUntagged: boolean; uploadTtl: number; retention: RetentionRule[] };
 }
 
 export const DEFAULTS: BerthConfig = {
@@ -85,6 +89,7 @@ export const DEFAULTS: BerthConfig = {
   health: { minFreeBytes: 256 * 1024 ** 2 },
   auth: { mode: 'none' },
   events: { endpoints: [], backoff: 1000, maxBackoff: 5 * 60_000, maxAttempts: 0, batchSize: 50 },
+  gc: { grace: DEFAULT_GRACE_MS, deleteUntagged: false, uploadTtl: DEFAULT_UPLOAD_TTL_MS, retention: [] },
 };
 
 const listenAddress = string((s) => (/^(\[[^\]]+\]|[^:[\]]*):\d{1,5}$/.test(s) ? undefined : `expected host:port, got ${JSON.stringify(s)}`));
@@ -132,6 +137,8 @@ const SCHEMA = section({
     maxAttempts: integer(0),
     batchSize: integer(1),
   }),
+  // parseRetentionRules (src/registry/retention.ts) checks the rules.
+  gc: section({ interval: duration, grace: duration, deleteUntagged: boolean, uploadTtl: duration, retention: anything }),
 });
 
 /** Environment variables and the keys they set. BERTH_CONFIG names the file. */
@@ -149,6 +156,8 @@ export const ENV_KEYS: Record<string, string> = {
   BERTH_MIN_FREE_DISK: 'health.minFreeBytes',
   BERTH_AUTH: 'auth.mode',
   BERTH_ANONYMOUS_PULL: 'auth.anonymousPull',
+  BERTH_GC_INTERVAL: 'gc.interval',
+  BERTH_GC_GRACE: 'gc.grace',
 };
 
 /** The `berth serve` options (commander's camelCase names) and the keys they set. */
@@ -169,6 +178,9 @@ export const FLAG_KEYS: Record<string, string> = {
   tokenIssuer: 'auth.issuer',
   tokenRealm: 'auth.realm',
   tokenTtl: 'auth.tokenTtlSeconds',
+  gcInterval: 'gc.interval',
+  gcGrace: 'gc.grace',
+  gcDeleteUntagged: 'gc.deleteUntagged',
 };
 
 export interface ConfigSources {
@@ -219,6 +231,7 @@ function resolve(layers: Layer[]): BerthConfig {
     metrics: { ...DEFAULTS.metrics, ...raw.metrics },
     health: { ...DEFAULTS.health, ...raw.health },
     auth: { ...DEFAULTS.auth, ...(raw.auth as Partial<AuthConfig>) },
+    gc: DEFAULTS.gc,
     events: {
       endpoints: (raw.events?.endpoints ?? []).map((e) => ({
         name: e.name!,
@@ -234,6 +247,15 @@ function resolve(layers: Layer[]): BerthConfig {
       batchSize: raw.events?.batchSize ?? DEFAULTS.events.batchSize,
     },
   };
+  try {
+    config.gc = {
+      ...DEFAULTS.gc,
+      ...(raw.gc as Partial<BerthConfig['gc']>),
+      retention: parseRetentionRules(raw.gc?.retention),
+    };
+  } catch (err) {
+    throw new ConfigError('gc.retention', (err as Error).message.replace(/^retention/, ''), sourceOf('gc.retention'));
+  }
   if (raw.tls) {
     if (!raw.tls.cert || !raw.tls.key) {
       const missing = raw.tls.cert ? 'tls.key' : 'tls.cert';

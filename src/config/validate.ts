@@ -5,6 +5,8 @@
 // Environment variables and flags are strings: the boolean, number, size and duration
 // validators accept their string forms too.
 
+import { parseDuration } from '../registry/duration.js';
+
 export class ConfigError extends Error {
   constructor(
     readonly key: string,
@@ -69,14 +71,16 @@ export const bytes: Validator<number> = (value, key, sourceOf) => {
   return Math.round(Number(m[1]) * unit);
 };
 
-const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-
-/** A duration in milliseconds: a number (ms), or a string such as `500ms`, `5s`, `2m`. */
+/** A duration in milliseconds: a number (ms), or a string such as `500ms`, `5s`, `2m`, `7d`. */
 export const duration: Validator<number> = (value, key, sourceOf) => {
   if (typeof value === 'number' && Number.isFinite(value) && value >= 0) return value;
-  const m = typeof value === 'string' ? /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(value) : null;
-  if (!m) return fail(key, sourceOf, `expected a duration such as 500ms, 5s or 2m, got ${show(value)}`);
-  return Math.round(Number(m[1]) * DURATION_UNITS[m[2] ?? 'ms']!);
+  if (typeof value === 'string' && /^\s*\d+\s*$/.test(value)) return Number(value);
+  try {
+    if (typeof value === 'string') return parseDuration(value);
+  } catch {
+    // reported below
+  }
+  return fail(key, sourceOf, `expected a duration such as 500ms, 5s, 2m or 7d, got ${show(value)}`);
 };
 
 export function list<T>(item: Validator<T>): Validator<T[]> {

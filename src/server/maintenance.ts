@@ -11,8 +11,9 @@ export interface MaintenanceOptions extends Omit<GcOptions, 'dryRun'> {
   /** Time between runs (ms); no scheduled runs when absent or 0. */
   intervalMs?: number;
   retention?: RetentionRule[];
-  /** Told of every finished collection (metrics). */
+  /** Told of every finished collection, and of failed runs (metrics). */
   onCollected?: (report: GcReport) => void;
+  onFailed?: (err: unknown) => void;
 }
 
 export function startMaintenance(registry: Registry, logger: Logger, options: MaintenanceOptions): { stop(): Promise<void> } {
@@ -32,7 +33,10 @@ export function startMaintenance(registry: Registry, logger: Logger, options: Ma
       );
     } catch (err) {
       if (err instanceof GcAlreadyRunningError) logger.info('garbage collection skipped: another one is running');
-      else logger.error({ err }, 'maintenance run failed');
+      else {
+        logger.error({ err }, 'maintenance run failed');
+        options.onFailed?.(err);
+      }
     }
   };
   const timer = setInterval(() => {

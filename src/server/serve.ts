@@ -104,6 +104,10 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       recordGcRun({ freedBytes: report.bytesFreed, deletedBlobs: report.blobsDeleted });
       gc.onCollected?.(report);
     },
+    onFailed(err) {
+      recordGcRun({ failed: true });
+      gc.onFailed?.(err);
+    },
   });
   let closing: Promise<void> | undefined;
 

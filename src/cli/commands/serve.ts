@@ -5,7 +5,6 @@
 import type { Command } from 'commander';
 import { startServer } from '../../server/serve.js';
 import { createLogger } from '../../server/logger.js';
-import { parseDuration } from '../../registry/duration.js';
 import { loadConfig } from '../../config/config.js';
 import { printConfig } from '../../config/print.js';
 
@@ -35,22 +34,24 @@ export function register(program: Command): void {
     .option('--external-issuer <name>', 'also accept tokens of this issuer, verified with --external-key or --external-jwks')
     .option('--external-key <pem>', "the external issuer's public key or certificate (PEM file)")
     .option('--external-jwks <path|url>', "the external issuer's JWKS (file or http(s) URL)")
-    .option('--gc-interval <duration>', 'run garbage collection this often, e.g. 6h (env BERTH_GC_INTERVAL; default never)', process.env.BERTH_GC_INTERVAL)
-    .option('--gc-grace <duration>', 'keep what was uploaded or used this recently', '1h')
+    .option('--gc-interval <duration>', 'run retention and garbage collection this often, e.g. 6h (env BERTH_GC_INTERVAL; default never)')
+    .option('--gc-grace <duration>', 'collections keep what was uploaded or used this recently (env BERTH_GC_GRACE; default 1h)')
     .option('--gc-delete-untagged', 'scheduled collections also delete untagged manifests')
-    .action(async (opts: { printConfig?: boolean; gcInterval?: string; gcGrace: string; gcDeleteUntagged?: boolean } & Record<string, unknown>) => {
+    .action(async (opts: { printConfig?: boolean } & Record<string, unknown>) => {
       const config = loadConfig({ flags: opts });
       if (opts.printConfig) {
         process.stdout.write(printConfig(config));
         return;
       }
       const logger = createLogger({ level: config.log.level, format: config.log.format });
-      const gc = {
-        intervalMs: opts.gcInterval ? parseDuration(opts.gcInterval) : undefined,
-        graceMs: parseDuration(opts.gcGrace),
-        deleteUntagged: opts.gcDeleteUntagged,
-      };
       const { listen, data, tls, readOnly, metrics, health, events, auth } = config;
+      const gc = {
+        intervalMs: config.gc.interval,
+        graceMs: config.gc.grace,
+        deleteUntagged: config.gc.deleteUntagged,
+        uploadTtlMs: config.gc.uploadTtl,
+        retention: config.gc.retention,
+      };
       const server = await startServer({ listen, data, logger, auth, tls, readOnly, metrics, health, events, gc });
       logger.info(
         { listen: `${server.host}:${server.port}`, data, url: server.url, readOnly, metrics: metrics.enabled ? (server.metricsUrl ?? `${server.url}${metrics.path}`) : false },
