@@ -22,7 +22,7 @@ const { values: opts } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
     rounds: { type: 'string', default: '1' },
-    threads: { type: 'string', default: '2' },
+    threads: { type: 'string', default: '1' },
     'quiet-logs': { type: 'boolean', default: false },
     'no-reference': { type: 'boolean', default: false },
     'cpu-prof': { type: 'string' },
@@ -35,7 +35,8 @@ if (opts.help) {
   process.stdout.write(`usage: node dist/bench/run.js [options]
   --quick          small sizes (64 MiB blob, 2 s rate tests) for a fast check
   --rounds N       run every workload N times, alternating which registry goes first; medians are shown (default 1)
-  --threads N      load-generator threads for the request-rate tests (default 2)
+  --threads N      load-generator threads for the request-rate tests (default 1: more only took CPU
+                   from the servers on 2 cores; the CPU table shows whether the client saturated)
   --quiet-logs     both registries at log level warn, reference access log off (default: both at info)
   --no-reference   Berth only, even when ${REFERENCE_BINARY} is installed
   --cpu-prof DIR   run Berth under node --cpu-prof, profile written to DIR when it stops

@@ -143,6 +143,9 @@ export async function startReference(root: string, logs: LogOptions, dirName = '
         '  accesslog:',
         `    disabled: ${logs.quiet}`,
         'storage:',
+        // As in the configuration Debian ships: blob descriptors cached in memory.
+        '  cache:',
+        '    blobdescriptor: inmemory',
         '  filesystem:',
         `    rootdirectory: ${join(dir, 'data')}`,
         '  delete:',
