@@ -162,10 +162,13 @@ describe.skipIf(!runtimeAvailable())('berth run', () => {
     expect(r.code).toBe(3);
   });
 
-  it('passes signals on to PID 1', async () => {
-    const child = spawn(process.execPath, [BERTH, 'run', '--root', root, '--rm', '-q', `oci:${layout}:latest`, 'sh', '-c', 'trap "echo got TERM; exit 5" TERM; echo ready; while :; do sleep 0.1; done']);
+  it('lists a running container in ps and passes signals on to its PID 1', async () => {
+    const child = spawn(process.execPath, [BERTH, 'run', '--root', root, '--rm', '-q', '--name', 'trapper', `oci:${layout}:latest`, 'sh', '-c', 'trap "echo got TERM; exit 5" TERM; echo ready; while :; do sleep 0.1; done']);
     let out = '';
     await new Promise<void>((resolve) => child.stdout.on('data', (c: Buffer) => ((out += c.toString()), out.includes('ready') && resolve())));
+    const running = json<{ name: string; status: string; pid: number }[]>(await berth(['ps', '--root', root, '--json']));
+    expect(running.map((c) => [c.name, c.status])).toEqual([['trapper', 'running']]);
+    expect(running[0]!.pid).toBeGreaterThan(1);
     child.kill('SIGTERM');
     const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
     expect(out).toBe('ready\ngot TERM\n');

@@ -68,6 +68,8 @@ export class Containers {
         () => undefined,
       );
       if (!state) continue;
+      // While it runs, its PID 1 is known from the pid file the setup script writes.
+      state.pid ??= Number(await readFile(join(this.dir(id), 'pid'), 'utf8').catch(() => '')) || undefined;
       if (state.status === 'running' && (!state.pid || !processAlive(state.pid))) state.status = 'exited';
       out.push(state);
     }
