@@ -2,9 +2,12 @@
 // whiteouts turned into overlayfs whiteouts, hostile archives refused, each layer
 // unpacked once and shared. Needs root (file owners, device nodes, trusted.* xattrs).
 
+import { execFile } from 'node:child_process';
 import { lstat, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
+import tar from 'tar-stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveImage } from '../src/runtime/image-layout.js';
 import { RuntimeStore } from '../src/runtime/store.js';
@@ -69,6 +72,34 @@ describe.skipIf(!rootOrSkip() || !e2eTools('umoci', 'busybox'))('runtime layer u
     expect(top.whiteouts).toEqual(['data/gone']);
     expect(top.opaque).toEqual(['opq']);
     expect(await readFile(join(top.diff, 'opq/new'), 'utf8')).toBe('new');
+  });
+
+  it('keeps extended attributes of files and directories', async () => {
+    const layer = await tarLayer([
+      { name: 'tagged/', type: 'directory', pax: { 'SCHILY.xattr.user.dir': 'd' } },
+      { name: 'tagged/file', content: 'data', mode: 0o750, pax: { 'SCHILY.xattr.user.note': 'kept' } },
+    ]);
+    const blob = join(dir, 'xattrs.tar');
+    await writeFile(blob, layer);
+    const dest = join(dir, 'xattrs');
+    await mkdir(dest);
+    await unpackLayer(blob, sha256(layer), dest);
+    expect(await readFile(join(dest, 'tagged/file'), 'utf8')).toBe('data');
+    expect((await stat(join(dest, 'tagged/file'))).mode & 0o777).toBe(0o750);
+    // Node cannot read xattrs: GNU tar reads them back into PAX records.
+    const { stdout } = await promisify(execFile)('tar', ['--xattrs', '--xattrs-include=*', '-cf', '-', '-C', dest, 'tagged'], { encoding: 'buffer' });
+    const pax: Record<string, Record<string, string>> = {};
+    const extract = tar.extract();
+    const reading = (async () => {
+      for await (const entry of extract) {
+        pax[entry.header.name] = entry.header.pax as Record<string, string>;
+        entry.resume();
+      }
+    })();
+    extract.end(stdout);
+    await reading;
+    expect(pax['tagged/']?.['SCHILY.xattr.user.dir']).toBe('d');
+    expect(pax['tagged/file']?.['SCHILY.xattr.user.note']).toBe('kept');
   });
 
   it('unpacks a layer shared by two images once', async () => {

@@ -9,9 +9,10 @@
 // ever followed when it is a symlink: a symlink is data of the image (an absolute
 // target is fine inside the container's root), never a way out on the host.
 //
-// Node has no mknod or setxattr, so device nodes, fifos, whiteouts and directory xattrs
-// are collected and written at the end in one pass by GNU tar (`--xattrs`), from a small
-// tar made here; everything else is written by Node directly.
+// Node has no mknod or setxattr, so device nodes, fifos, whiteouts and extended
+// attributes (opaque markers, file capabilities) are collected and written at the end in
+// one pass by GNU tar (`--xattrs`), from a small tar made here; everything else is
+// written by Node directly.
 
 import { spawn } from 'node:child_process';
 import { constants, createReadStream } from 'node:fs';
@@ -45,6 +46,8 @@ type Header = Partial<Omit<tar.Header, 'pax'>> & { name: string; pax?: Record<st
 /** An entry written at the end by GNU tar (devices, fifos, whiteouts, directory xattrs). */
 interface Deferred {
   header: Header;
+  /** For a regular file with xattrs: the file already written, whose bytes GNU tar rewrites with them. */
+  content?: string;
 }
 
 /**
@@ -219,6 +222,12 @@ class LayerWriter {
         } finally {
           await fh.close();
         }
+        // File capabilities (security.capability) and other xattrs: GNU tar writes the file again with them.
+        const xattrs = xattrRecords(header);
+        if (xattrs) {
+          const { size } = await lstat(path);
+          this.deferred.push({ header: { name: rel, type: 'file', size, mode, uid, gid, mtime, pax: xattrs }, content: path });
+        }
         return;
       }
       case 'symlink': {
@@ -262,7 +271,7 @@ class LayerWriter {
         const rel = entryPath(d.header.name);
         if (rel !== '') await this.ensureParents(rel);
       }
-      await extractWithGnuTar(this.deferred.map((d) => d.header), this.dest);
+      await extractWithGnuTar(this.deferred, this.dest);
     }
     for (const { path, mtime } of this.dirTimes.reverse()) await utimes(path, mtime, mtime);
   }
@@ -274,10 +283,8 @@ function xattrRecords(header: Header): Record<string, string> | undefined {
   return entries.length > 0 ? Object.fromEntries(entries) : undefined;
 }
 
-async function extractWithGnuTar(headers: Header[], dest: string): Promise<void> {
+async function extractWithGnuTar(entries: Deferred[], dest: string): Promise<void> {
   const pack = tar.pack();
-  for (const h of headers) pack.entry(h as tar.Header);
-  pack.finalize();
   const child = spawn(
     hostTool('tar'),
     ['--extract', '--xattrs', '--xattrs-include=*', '--same-permissions', '--same-owner', '--no-recursion', '--file=-', `--directory=${dest}`],
@@ -289,7 +296,19 @@ async function extractWithGnuTar(headers: Header[], dest: string): Promise<void>
     child.on('error', reject);
     child.on('close', (code) => resolve(code ?? 1));
   });
-  await pipeline(pack as unknown as Readable, child.stdin);
+  const feeding = pipeline(pack as unknown as Readable, child.stdin);
+  for (const { header, content } of entries) {
+    if (!content) {
+      pack.entry(header as tar.Header);
+      continue;
+    }
+    await new Promise<void>((resolve, reject) => {
+      const sink = pack.entry(header as tar.Header, (err) => (err ? reject(err) : resolve()));
+      createReadStream(content).on('error', reject).pipe(sink as unknown as Writable);
+    });
+  }
+  pack.finalize();
+  await feeding;
   const code = await exited;
-  if (code !== 0) throw new Error(`writing device nodes and whiteouts failed (tar exit ${code}): ${stderr.trim()}`);
+  if (code !== 0) throw new Error(`writing device nodes, whiteouts and xattrs failed (tar exit ${code}): ${stderr.trim()}`);
 }

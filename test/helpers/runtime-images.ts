@@ -17,6 +17,8 @@ export interface TarEntry {
   content?: string;
   linkname?: string;
   mode?: number;
+  /** PAX records, e.g. `SCHILY.xattr.user.note` for an extended attribute. */
+  pax?: Record<string, string>;
 }
 
 /** A tar archive of `entries`, in order (the uncompressed form, whose sha256 is the diff id). */
@@ -25,8 +27,8 @@ export async function tarLayer(entries: TarEntry[]): Promise<Buffer> {
   for (const e of entries) {
     const type = e.type ?? 'file';
     const mode = e.mode ?? (type === 'directory' ? 0o755 : 0o644);
-    if (type === 'file') pack.entry({ name: e.name, mode }, e.content ?? '');
-    else pack.entry({ name: e.name, type, mode, linkname: e.linkname });
+    if (type === 'file') pack.entry({ name: e.name, mode, pax: e.pax }, e.content ?? '');
+    else pack.entry({ name: e.name, type, mode, linkname: e.linkname, pax: e.pax });
   }
   pack.finalize();
   const chunks: Buffer[] = [];
