@@ -5,7 +5,7 @@
 // measurement, so a saturated load generator shows.
 //
 //   node dist/bench/run.js [--quick] [--rounds N] [--threads N] [--quiet-logs]
-//                          [--no-reference] [--cpu-prof DIR] [--keep]
+//                          [--no-reference] [--cpu-prof DIR] [--keep] [--only GROUPS]
 
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -27,6 +27,7 @@ const { values: opts } = parseArgs({
     'no-reference': { type: 'boolean', default: false },
     'cpu-prof': { type: 'string' },
     keep: { type: 'boolean', default: false },
+    only: { type: 'string' },
     help: { type: 'boolean', default: false },
   },
 });
@@ -41,6 +42,7 @@ if (opts.help) {
   --no-reference   Berth only, even when ${REFERENCE_BINARY} is installed
   --cpu-prof DIR   run Berth under node --cpu-prof, profile written to DIR when it stops
   --keep           keep the data directories and logs (printed at the end)
+  --only GROUPS    only these, comma-separated: push,chunked,pull,small,manifests,head,get,tags,catalog,rss
 `);
   process.exit(0);
 }
@@ -114,46 +116,55 @@ async function main(): Promise<void> {
     if (withReference) targets.push(await startReference(root, logs));
     const subjects = targets.map(w.subject);
 
-    progress(`setup: base image and ${sizes.catalogRepos} catalog repositories`);
+    // --only: the named groups; a pull needs the push before it, a tags list the manifests.
+    const only = opts.only ? new Set(opts.only.split(',').map((k) => k.trim())) : undefined;
+    if (only?.has('pull')) only.add('push');
+    if (only?.has('tags')) only.add('manifests');
+    const wanted = (group: string) => !only || only.has(group);
+
+    progress(`setup: base image${wanted('catalog') ? ` and ${sizes.catalogRepos} catalog repositories` : ''}`);
     for (const s of subjects) {
       await w.pushBaseImage(s);
-      await w.fillCatalog(s, sizes.catalogRepos);
+      if (wanted('catalog')) await w.fillCatalog(s, sizes.catalogRepos);
     }
 
     for (let round = 0; round < rounds; round++) {
-      progress(`round ${round + 1}/${rounds}: generating two ${human(sizes.bigBlob)} blobs (digests)`);
-      const corpus = w.makeCorpus(sizes);
+      const corpus = wanted('push') || wanted('chunked') ? (progress(`round ${round + 1}/${rounds}: generating two ${human(sizes.bigBlob)} blobs (digests)`), w.makeCorpus(sizes)) : undefined;
       // Alternate who goes first, so warm caches and background flushes favour neither.
       const order = round % 2 === 0 ? subjects : [...subjects].reverse();
-      const each = async (work: (s: w.Subject) => Promise<void>) => {
-        for (const s of order) await work(s);
+      const each = async (group: string, key: string, work: (s: w.Subject) => Promise<w.Figure>) => {
+        if (!wanted(group)) return;
+        for (const s of order) await measure(key, s, () => work(s));
       };
-      await each((s) => measure('push', s, () => w.pushMonolithic(s, corpus.big, 'bench/big')).then(() => {}));
-      await each((s) => measure('chunked', s, () => w.pushChunked(s, corpus.chunked, sizes.chunk, 'bench/chunked')).then(() => {}));
-      await each((s) => measure('pull', s, () => w.pull(s, corpus.big, 'bench/big')).then(() => {}));
-      await each((s) => measure('small', s, () => w.pushSmallBlobs(s, sizes.smallCount, `bench/small-${round}`)).then(() => {}));
-      await each((s) => measure('manifests', s, () => w.pushManifests(s, sizes.manifestCount, `bench/manifests-${round}`)).then(() => {}));
-      await each((s) => w.checkLists(s, `bench/manifests-${round}`, sizes.manifestCount));
-      for (const c of [16, 64]) await each((s) => measure(`head${c}`, s, () => w.rate(s, w.blobHead(s, c), sizes.rateSeconds, threads)).then(() => {}));
-      for (const c of [16, 64]) await each((s) => measure(`get${c}`, s, () => w.rate(s, w.manifestGet(c), sizes.rateSeconds, threads)).then(() => {}));
-      await each((s) => measure('tags', s, () => w.rate(s, w.tagsList(`bench/manifests-${round}`), sizes.rateSeconds, threads)).then(() => {}));
-      await each((s) => measure('catalog', s, () => w.rate(s, w.catalogPage(), sizes.rateSeconds, threads)).then(() => {}));
+      const manifestsRepo = `bench/manifests-${round}`;
+      await each('push', 'push', (s) => w.pushMonolithic(s, corpus!.big, 'bench/big'));
+      await each('chunked', 'chunked', (s) => w.pushChunked(s, corpus!.chunked, sizes.chunk, 'bench/chunked'));
+      await each('pull', 'pull', (s) => w.pull(s, corpus!.big, 'bench/big'));
+      await each('small', 'small', (s) => w.pushSmallBlobs(s, sizes.smallCount, `bench/small-${round}`));
+      await each('manifests', 'manifests', (s) => w.pushManifests(s, sizes.manifestCount, manifestsRepo));
+      if (wanted('manifests')) for (const s of subjects) await w.checkLists(s, manifestsRepo, sizes.manifestCount);
+      for (const c of [16, 64]) await each('head', `head${c}`, (s) => w.rate(s, w.blobHead(s, c), sizes.rateSeconds, threads));
+      for (const c of [16, 64]) await each('get', `get${c}`, (s) => w.rate(s, w.manifestGet(c), sizes.rateSeconds, threads));
+      await each('tags', 'tags', (s) => w.rate(s, w.tagsList(manifestsRepo), sizes.rateSeconds, threads));
+      await each('catalog', 'catalog', (s) => w.rate(s, w.catalogPage(), sizes.rateSeconds, threads));
     }
     for (const s of subjects) s.client.close();
 
     // Peak memory while a large blob streams in: on the servers that ran everything
     // above (heaps grown), then on fresh processes with empty data directories.
-    progress(`generating a ${human(sizes.rssBlob)} blob (digest)`);
-    const rssBlob = generatedBlob(sizes.rssBlob);
-    for (const s of subjects) await measure('rss', s, () => w.peakRssDuringPush(s, rssBlob, 'bench/rss'));
-    for (const start of withReference ? [startBerth, startReference] : [startBerth]) {
-      const fresh = await (start === startBerth ? startBerth(root, logs, undefined, 'berth-fresh') : startReference(root, logs, 'reference-fresh'));
-      try {
-        const s = w.subject(fresh);
-        await measure('rss.fresh', s, () => w.peakRssDuringPush(s, rssBlob, 'bench/rss'));
-        s.client.close();
-      } finally {
-        await fresh.stop();
+    if (wanted('rss')) {
+      progress(`generating a ${human(sizes.rssBlob)} blob (digest)`);
+      const rssBlob = generatedBlob(sizes.rssBlob);
+      for (const s of subjects) await measure('rss', s, () => w.peakRssDuringPush(s, rssBlob, 'bench/rss'));
+      for (const start of withReference ? ['berth', 'reference'] : ['berth']) {
+        const fresh = await (start === 'berth' ? startBerth(root, logs, undefined, 'berth-fresh') : startReference(root, logs, 'reference-fresh'));
+        try {
+          const s = w.subject(fresh);
+          await measure('rss.fresh', s, () => w.peakRssDuringPush(s, rssBlob, 'bench/rss'));
+          s.client.close();
+        } finally {
+          await fresh.stop();
+        }
       }
     }
 
