@@ -3,10 +3,10 @@
 // same against Berth and the reference registry, whose upload Locations are absolute
 // URLs carrying a `_state` query.
 
-import { createHash } from 'node:crypto';
 import http from 'node:http';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { Worker } from 'node:worker_threads';
 
 export interface Reply {
   status: number;
@@ -100,23 +100,25 @@ export class BenchClient {
     await this.request('PUT', location.href, { headers: { 'Content-Length': '0' }, expect: 201 });
   }
 
-  /** GETs a blob, hashing it as it arrives; throws when the digest does not match. Resolves to its size. */
+  /**
+   * GETs a blob, hashing it as it arrives in a second thread (see hash-worker.ts); throws
+   * when the digest does not match. Resolves to its size.
+   */
   async pullVerified(repo: string, digest: string): Promise<number> {
-    let size = 0;
-    const hash = createHash('sha256');
-    await this.request('GET', `/v2/${repo}/blobs/${digest}`, {
-      expect: 200,
-      sink: (res) =>
-        pipeline(res, async (source) => {
-          for await (const chunk of source) {
-            size += (chunk as Buffer).length;
-            hash.update(chunk as Buffer);
-          }
-        }),
-    });
-    const actual = `sha256:${hash.digest('hex')}`;
-    if (actual !== digest) throw new Error(`pulled ${actual}, expected ${digest}`);
-    return size;
+    const hasher = new Worker(new URL('./hash-worker.js', import.meta.url));
+    try {
+      let size = 0;
+      await this.request('GET', `/v2/${repo}/blobs/${digest}`, { expect: 200, sink: (res) => hashInWorker(res, hasher, (n) => (size += n)) });
+      const hex = await new Promise<string>((resolve, reject) => {
+        hasher.on('message', (m: { digest?: string }) => m.digest && resolve(m.digest));
+        hasher.once('error', reject);
+        hasher.postMessage('end');
+      });
+      if (`sha256:${hex}` !== digest) throw new Error(`pulled sha256:${hex}, expected ${digest}`);
+      return size;
+    } finally {
+      await hasher.terminate();
+    }
   }
 
   /** Cross-repository mount; true when the registry mounted (201). */
@@ -146,6 +148,48 @@ export class BenchClient {
     if (!loc) throw new Error(`no Location in a ${r.status} reply`);
     return new URL(loc, this.baseUrl);
   }
+}
+
+/** Batches of this size go to the hashing thread; at most HASH_IN_FLIGHT bytes wait there. */
+const HASH_BATCH = 1 << 20;
+const HASH_IN_FLIGHT = 8 << 20;
+
+/** Feeds a response body to the hashing thread in 1 MiB batches, pausing it while the thread is behind. */
+function hashInWorker(res: http.IncomingMessage, hasher: Worker, count: (n: number) => void): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let batch: Buffer[] = [];
+    let batched = 0;
+    let inFlight = 0;
+    const flush = () => {
+      if (batched === 0) return;
+      // Concatenated into a fresh ArrayBuffer of its own (over the pool size), transferred whole.
+      const joined = Buffer.concat(batch, batched);
+      const own = joined.byteOffset === 0 && joined.byteLength === joined.buffer.byteLength;
+      const ab = (own ? joined.buffer : joined.buffer.slice(joined.byteOffset, joined.byteOffset + joined.byteLength)) as ArrayBuffer;
+      inFlight += batched;
+      hasher.postMessage(ab, [ab]);
+      batch = [];
+      batched = 0;
+      if (inFlight > HASH_IN_FLIGHT) res.pause();
+    };
+    hasher.on('message', (m: { ack?: number }) => {
+      if (m.ack === undefined) return;
+      inFlight -= m.ack;
+      if (inFlight <= HASH_IN_FLIGHT / 2 && res.isPaused()) res.resume();
+    });
+    hasher.once('error', reject);
+    res.on('data', (chunk: Buffer) => {
+      count(chunk.length);
+      batch.push(chunk);
+      batched += chunk.length;
+      if (batched >= HASH_BATCH) flush();
+    });
+    res.on('end', () => {
+      flush();
+      resolve();
+    });
+    res.on('error', reject);
+  });
 }
 
 /** Runs `task(i)` for i in [0, count) with `concurrency` loops at once. */
