@@ -16,6 +16,7 @@ import { parseArgs } from 'node:util';
 import { processCpuSeconds, REFERENCE_BINARY, removeDir, startBerth, startReference, type Target } from './servers.js';
 import * as w from './workloads.js';
 import { generatedBlob } from './blobdata.js';
+import { warmPageCache } from './pagecache.js';
 import { formatTable, type Measured, type RowSpec } from './table.js';
 
 const { values: opts } = parseArgs({
@@ -28,6 +29,7 @@ const { values: opts } = parseArgs({
     'cpu-prof': { type: 'string' },
     keep: { type: 'boolean', default: false },
     only: { type: 'string' },
+    'no-warm': { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
 });
@@ -42,6 +44,7 @@ if (opts.help) {
   --no-reference   Berth only, even when ${REFERENCE_BINARY} is installed
   --cpu-prof DIR   run Berth under node --cpu-prof, profile written to DIR when it stops
   --keep           keep the data directories and logs (printed at the end)
+  --no-warm        do not write and delete as many bytes before each large push (see pagecache.ts)
   --only GROUPS    only these, comma-separated: push,chunked,pull,small,manifests,head,get,tags,catalog,rss
 `);
   process.exit(0);
@@ -79,6 +82,8 @@ function human(bytes: number): string {
 }
 
 const measured: Measured = new Map();
+const warm = !opts['no-warm'];
+let warmDir = tmpdir();
 
 function record(key: string, target: Target, figure: w.Figure, serverCpuPercent: number): void {
   const byTarget = measured.get(key) ?? new Map();
@@ -88,8 +93,12 @@ function record(key: string, target: Target, figure: w.Figure, serverCpuPercent:
   list.push({ ...figure, serverCpuPercent });
 }
 
-/** Runs one measurement, times the server's CPU over it, then flushes dirty pages so the next one starts clean. */
-async function measure<F extends w.Figure>(key: string, s: w.Subject, work: () => Promise<F>): Promise<F> {
+/**
+ * Runs one measurement, times the server's CPU over it, then flushes dirty pages so the
+ * next one starts clean. `writes`: bytes the workload will write, to warm the page cache for.
+ */
+async function measure<F extends w.Figure>(key: string, s: w.Subject, work: () => Promise<F>, writes = 0): Promise<F> {
+  if (writes > 0 && warm) await warmPageCache(warmDir, writes);
   const cpu = processCpuSeconds(s.target.pid);
   const started = performance.now();
   const figure = await work();
@@ -109,6 +118,7 @@ function progress(line: string): void {
 
 async function main(): Promise<void> {
   const root = await mkdtemp(join(tmpdir(), 'berth-bench-'));
+  warmDir = root;
   const targets: Target[] = [];
   try {
     const withReference = !opts['no-reference'] && existsSync(REFERENCE_BINARY);
@@ -132,13 +142,13 @@ async function main(): Promise<void> {
       const corpus = wanted('push') || wanted('chunked') ? (progress(`round ${round + 1}/${rounds}: generating two ${human(sizes.bigBlob)} blobs (digests)`), w.makeCorpus(sizes)) : undefined;
       // Alternate who goes first, so warm caches and background flushes favour neither.
       const order = round % 2 === 0 ? subjects : [...subjects].reverse();
-      const each = async (group: string, key: string, work: (s: w.Subject) => Promise<w.Figure>) => {
+      const each = async (group: string, key: string, work: (s: w.Subject) => Promise<w.Figure>, writes = 0) => {
         if (!wanted(group)) return;
-        for (const s of order) await measure(key, s, () => work(s));
+        for (const s of order) await measure(key, s, () => work(s), writes);
       };
       const manifestsRepo = `bench/manifests-${round}`;
-      await each('push', 'push', (s) => w.pushMonolithic(s, corpus!.big, 'bench/big'));
-      await each('chunked', 'chunked', (s) => w.pushChunked(s, corpus!.chunked, sizes.chunk, 'bench/chunked'));
+      await each('push', 'push', (s) => w.pushMonolithic(s, corpus!.big, 'bench/big'), sizes.bigBlob);
+      await each('chunked', 'chunked', (s) => w.pushChunked(s, corpus!.chunked, sizes.chunk, 'bench/chunked'), sizes.bigBlob);
       await each('pull', 'pull', (s) => w.pull(s, corpus!.big, 'bench/big'));
       await each('small', 'small', (s) => w.pushSmallBlobs(s, sizes.smallCount, `bench/small-${round}`));
       await each('manifests', 'manifests', (s) => w.pushManifests(s, sizes.manifestCount, manifestsRepo));
@@ -155,12 +165,12 @@ async function main(): Promise<void> {
     if (wanted('rss')) {
       progress(`generating a ${human(sizes.rssBlob)} blob (digest)`);
       const rssBlob = generatedBlob(sizes.rssBlob);
-      for (const s of subjects) await measure('rss', s, () => w.peakRssDuringPush(s, rssBlob, 'bench/rss'));
+      for (const s of subjects) await measure('rss', s, () => w.peakRssDuringPush(s, rssBlob, 'bench/rss'), sizes.rssBlob);
       for (const start of withReference ? ['berth', 'reference'] : ['berth']) {
         const fresh = await (start === 'berth' ? startBerth(root, logs, undefined, 'berth-fresh') : startReference(root, logs, 'reference-fresh'));
         try {
           const s = w.subject(fresh);
-          await measure('rss.fresh', s, () => w.peakRssDuringPush(s, rssBlob, 'bench/rss'));
+          await measure('rss.fresh', s, () => w.peakRssDuringPush(s, rssBlob, 'bench/rss'), sizes.rssBlob);
           s.client.close();
         } finally {
           await fresh.stop();
@@ -175,7 +185,7 @@ async function main(): Promise<void> {
         '',
         `Berth vs reference registry (${reference}), node ${process.version}, ${cpus().length} cores (${cpus()[0]?.model ?? '?'})`,
         `command: npm run bench --${process.argv.slice(2).length ? ' ' + process.argv.slice(2).join(' ') : ''}`,
-        `logs: ${logs.quiet ? 'both at warn, reference access log off' : 'both at info (Berth JSON lines, reference access log on), to files'}; rounds: ${rounds} (median shown); rate-test threads: ${threads}; MB = 10^6 bytes`,
+        `logs: ${logs.quiet ? 'both at warn, reference access log off' : 'both at info (Berth JSON lines, reference access log on), to files'}; page cache warmed before large pushes: ${warm ? 'yes' : 'no'}; rounds: ${rounds} (median shown); rate-test threads: ${threads}; MB = 10^6 bytes`,
         '',
         formatTable(ROWS, measured, names),
         '',
