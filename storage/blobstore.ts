@@ -5,10 +5,10 @@
 // the file is fsynced, so a killed process never leaves a partial blob visible.
 
 import { createHash, type Hash } from 'node:crypto';
-import { createReadStream, createWriteStream, renameSync, rmSync, type ReadStream } from 'node:fs';
+import { createReadStream, createWriteStream, renameSync, rmSync } from 'node:fs';
 import { mkdir, open, rename, rm, stat, truncate, readFile, readdir } from 'node:fs/promises';
 import { join, dirname } from 'node:path';
-import { Transform, type Readable } from 'node:stream';
+import { Transform, type Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Algorithm, Digest } from '../src/registry/names.js';
 
@@ -86,9 +86,37 @@ export class FsBlobStore {
     return readFile(this.blobPath(digest));
   }
 
-  openBlobStream(digest: Digest, range?: { start: number; end: number }): ReadStream {
-    return createReadStream(this.blobPath(digest), { ...range, highWaterMark: READ_CHUNK });
+  /**
+   * Writes a blob (or a byte range of it) to `out` and ends it. Two buffers are reused
+   * for the whole transfer, one being read while the other is written: a stream of
+   * fresh 1 MiB buffers cost about as much CPU in allocation and garbage collection as
+   * the copying itself. Rejects when `out` closes early or the file is shorter than
+   * its record.
+   */
+  async writeBlobTo(digest: Digest, out: Writable, range?: { start: number; end: number }): Promise<void> {
+    const fh = await open(this.blobPath(digest), 'r');
+    try {
+      let position = range?.start ?? 0;
+      const end = range ? range.end + 1 : (await fh.stat()).size;
+      const buffers = [Buffer.allocUnsafe(READ_CHUNK), Buffer.allocUnsafe(READ_CHUNK)];
+      let writing: Promise<void> = Promise.resolve();
+      for (let turn = 0; position < end; turn ^= 1) {
+        const buffer = buffers[turn]!;
+        const { bytesRead } = await fh.read(buffer, 0, Math.min(READ_CHUNK, end - position), position);
+        if (bytesRead === 0) throw new Error(`blob file ${digest.value} is shorter than its record`);
+        position += bytesRead;
+        // The other buffer's write must be done before this one goes out (and before
+        // the other buffer is read into again, next turn).
+        await writing;
+        writing = writeChunk(out, buffer.subarray(0, bytesRead));
+      }
+      await writing;
+      out.end();
+    } finally {
+      await fh.close();
+    }
   }
+
 
   async createUpload(uuid: string): Promise<void> {
     const fh = await open(this.uploadPath(uuid), 'wx');
@@ -209,6 +237,20 @@ export class FsBlobStore {
   removeBlobSync(digest: Digest): void {
     rmSync(this.blobPath(digest), { force: true });
   }
+}
+
+/** One write, resolved once `out` has taken the bytes; rejected if it closes first. */
+function writeChunk(out: Writable, chunk: Buffer): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (out.destroyed) return reject(new Error('connection closed'));
+    const onClose = () => reject(new Error('connection closed'));
+    out.once('close', onClose);
+    out.write(chunk, (err) => {
+      out.off('close', onClose);
+      if (err) reject(err);
+      else resolve();
+    });
+  });
 }
 
 /** Makes a rename durable: the directory entry itself must reach the disk. */

@@ -3,7 +3,7 @@
 // through storage/metadata; this module decides what is allowed and what is an error.
 
 import { createHash, randomUUID, type Hash } from 'node:crypto';
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import { RegistryError } from './errors.js';
 import { checkName, parseDigest, type Digest } from './names.js';
 import { BodyTooLargeError, IncompleteBodyError, type FsBlobStore } from '../../storage/blobstore.js';
@@ -54,8 +54,9 @@ export class BlobService {
     return { digest, size };
   }
 
-  open(digest: Digest, range?: { start: number; end: number }): Readable {
-    return this.store.openBlobStream(digest, range);
+  /** Sends the blob's bytes (or a range of them) to `out`, and ends it. */
+  send(digest: Digest, out: Writable, range?: { start: number; end: number }): Promise<void> {
+    return this.store.writeBlobTo(digest, out, range);
   }
 
   /** Removes the blob from the repository; the file stays until garbage collection. */

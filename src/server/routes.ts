@@ -8,7 +8,6 @@
 import type { Context } from 'hono';
 import type { HttpBindings } from '@hono/node-server';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
-import { pipeline } from 'node:stream/promises';
 import { RegistryError } from '../registry/errors.js';
 import { uploadHeaders } from '../registry/blobs.js';
 import { MAX_MANIFEST_BYTES } from '../registry/manifest.js';
@@ -110,7 +109,7 @@ export function v2Routes(registry: Registry) {
           }
           // Stream the file straight to the socket: a blob is never held in memory.
           out.writeHead(range ? 206 : 200, headers);
-          pipeline(blobs.open(digest, range), out).catch(() => out.destroy());
+          blobs.send(digest, out, range).catch(() => out.destroy());
           return RESPONSE_ALREADY_SENT;
         },
         async DELETE(c, [, name, reference]) {
