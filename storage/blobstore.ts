@@ -93,9 +93,11 @@ export class FsBlobStore {
    * the copying itself. Rejects when `out` closes early or the file is shorter than
    * its record.
    */
-  async writeBlobTo(digest: Digest, out: Writable, range?: { start: number; end: number }): Promise<void> {
+  async writeBlobTo(digest: Digest, out: Writable, range: { start: number; end: number } | undefined, onOpen: () => void): Promise<void> {
     const fh = await open(this.blobPath(digest), 'r');
     try {
+      // Headers go out only once the file is open: a missing file is still a clean error.
+      onOpen();
       let position = range?.start ?? 0;
       const end = range ? range.end + 1 : (await fh.stat()).size;
       const buffers = [Buffer.allocUnsafe(READ_CHUNK), Buffer.allocUnsafe(READ_CHUNK)];
@@ -109,6 +111,8 @@ export class FsBlobStore {
         // the other buffer is read into again, next turn).
         await writing;
         writing = writeChunk(out, buffer.subarray(0, bytesRead));
+        // Awaited next turn; until then a hang-up must not count as an unhandled rejection.
+        writing.catch(() => undefined);
       }
       await writing;
       out.end();

@@ -2,7 +2,9 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect } from 'node:net';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { Writable } from 'node:stream';
+import { createLogger } from '../src/server/logger.js';
 import { join } from 'node:path';
 import { errorCode, pushBlob, sha256, sha512, startTestServer, type TestServer } from './helpers/server.js';
 
@@ -288,6 +290,32 @@ describe('uploads', () => {
     const res = await fetch(`${srv.url}${location}`, { method: 'PATCH', body: 'abcd', headers: { 'Content-Range': '0-9' } });
     expect(res.status).toBe(400);
     expect(await errorCode(res)).toBe('SIZE_INVALID');
+  });
+});
+
+describe('internal errors', () => {
+  it('answer 500 with the request id, log it, and reveal no path or stack', async () => {
+    const lines: string[] = [];
+    const destination = new Writable({ write(chunk, _enc, done) { lines.push(String(chunk)); done(); } });
+    const own = await startTestServer({ logger: createLogger({ level: 'info', destination }) });
+    try {
+      const digest = await pushBlob(own.url, 'err/lost', 'a blob whose file disappears');
+      rmSync(join(own.dataDir, 'blobs', 'sha256', digest.slice(7, 9), digest.slice(7)));
+      const res = await fetch(`${own.url}/v2/err/lost/blobs/${digest}`);
+      expect(res.status).toBe(500);
+      const text = await res.text();
+      const body = JSON.parse(text) as { errors: { code: string; detail: { requestId: string } }[] };
+      expect(body.errors[0]!.code).toBe('UNKNOWN');
+      const requestId = body.errors[0]!.detail.requestId;
+      expect(res.headers.get('x-request-id')).toBe(requestId);
+      expect(text).not.toContain(own.dataDir);
+      expect(text).not.toMatch(/ENOENT|at \w+ \(/);
+      const logged = lines.map((l) => JSON.parse(l) as { requestId?: string; msg?: string; err?: { message: string } }).find((l) => l.msg === 'internal error');
+      expect(logged?.requestId).toBe(requestId);
+      expect(logged?.err?.message).toMatch(/ENOENT/);
+    } finally {
+      await own.destroy();
+    }
   });
 });
 

@@ -54,9 +54,9 @@ export class BlobService {
     return { digest, size };
   }
 
-  /** Sends the blob's bytes (or a range of them) to `out`, and ends it. */
-  send(digest: Digest, out: Writable, range?: { start: number; end: number }): Promise<void> {
-    return this.store.writeBlobTo(digest, out, range);
+  /** Sends the blob's bytes (or a range of them) to `out` and ends it; `onOpen` runs once the file is open. */
+  send(digest: Digest, out: Writable, range: { start: number; end: number } | undefined, onOpen: () => void): Promise<void> {
+    return this.store.writeBlobTo(digest, out, range, onOpen);
   }
 
   /** Removes the blob from the repository; the file stays until garbage collection. */

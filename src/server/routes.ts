@@ -107,9 +107,19 @@ export function v2Routes(registry: Registry) {
             headers['Content-Length'] = String(range.end - range.start + 1);
             headers['Content-Range'] = `bytes ${range.start}-${range.end}/${size}`;
           }
-          // Stream the file straight to the socket: a blob is never held in memory.
-          out.writeHead(range ? 206 : 200, headers);
-          blobs.send(digest, out, range).catch(() => out.destroy());
+          // Stream the file straight to the socket: a blob is never held in memory. Until
+          // the headers are out, a failure is an ordinary error response; after, the
+          // connection is cut so the client sees a short body, not a wrong one.
+          let started = false;
+          try {
+            await blobs.send(digest, out, range, () => {
+              started = true;
+              out.writeHead(range ? 206 : 200, headers);
+            });
+          } catch (err) {
+            if (!started) throw err;
+            out.destroy();
+          }
           return RESPONSE_ALREADY_SENT;
         },
         async DELETE(c, [, name, reference]) {
