@@ -156,18 +156,24 @@ export class MetadataStore {
 
   /**
    * Records a verified blob and links it to a repository, in one transaction that first
-   * runs `place` (the rename of its file into the store, see FsBlobStore.placeSync).
+   * runs `place` (the rename of its file into the store, see FsBlobStore.placeSync) when
+   * the blob is not stored yet. Resolves to whether it placed the file: when not, the
+   * upload's file is a duplicate for the caller to remove. (Renaming over an existing
+   * blob would free the old file's blocks inside the transaction: 0.25 s per GiB.)
    */
-  addBlob(repository: string, digest: string, size: number, place: () => void, uploadUuid?: string): void {
-    this.db.transaction(() => {
-      place();
+  addBlob(repository: string, digest: string, size: number, place: () => void, uploadUuid?: string): boolean {
+    return this.db.transaction(() => {
+      const placed = !this.s.blobSize.get(digest);
+      if (placed) place();
       const now = Date.now();
       const repoId = this.ensureRepository(repository);
       this.s.insertBlob.run(digest, size, now, now);
       this.s.linkBlob.run(repoId, digest, now);
       if (uploadUuid) this.s.deleteUpload.run(uploadUuid);
+      return placed;
     }).immediate();
   }
+
 
   /** Links an existing blob into another repository (a mount); false when the blob is not stored. */
   mountBlob(repository: string, digest: string): boolean {

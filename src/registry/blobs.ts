@@ -6,7 +6,7 @@ import { createHash, randomUUID, type Hash } from 'node:crypto';
 import type { Readable, Writable } from 'node:stream';
 import { RegistryError } from './errors.js';
 import { checkName, parseDigest, type Digest } from './names.js';
-import { BodyTooLargeError, IncompleteBodyError, type FsBlobStore } from '../../storage/blobstore.js';
+import { IncompleteBodyError, type FsBlobStore } from '../../storage/blobstore.js';
 import type { MetadataStore, UploadRow } from '../../storage/metadata.js';
 import type { TouchRecorder } from './touches.js';
 
@@ -97,8 +97,7 @@ export class BlobService {
       const hash = createHash(digest.algorithm);
       const size = await this.append(uuid, hash, body);
       await this.verifyAndPrepare(uuid, digest, hash, size);
-      this.meta.addBlob(repository, digest.value, size, () => this.store.placeSync(uuid, digest));
-      await this.store.syncPlaced(digest);
+      await this.record(repository, digest, size, uuid, false);
       return size;
     } catch (err) {
       await this.store.removeUpload(uuid);
@@ -154,8 +153,7 @@ export class BlobService {
         await this.store.removeUpload(uuid);
         throw err;
       }
-      this.meta.addBlob(repository, digest.value, offset, () => this.store.placeSync(uuid, digest), uuid);
-      await this.store.syncPlaced(digest);
+      await this.record(repository, digest, offset, uuid, true);
       return { digest, size: offset };
     });
   }
@@ -246,11 +244,18 @@ export class BlobService {
     try {
       return await this.store.appendToUpload(uuid, body.stream, hash, { expectedLength: body.length });
     } catch (err) {
-      if (err instanceof IncompleteBodyError || err instanceof BodyTooLargeError) {
+      if (err instanceof IncompleteBodyError) {
         throw new RegistryError('BLOB_UPLOAD_INVALID', err.message);
       }
       throw err;
     }
+  }
+
+  /** Records a verified upload as the blob, placing its file or dropping a duplicate. */
+  private async record(repository: string, digest: Digest, size: number, uuid: string, session: boolean): Promise<void> {
+    const placed = this.meta.addBlob(repository, digest.value, size, () => this.store.placeSync(uuid, digest), session ? uuid : undefined);
+    if (placed) await this.store.syncPlaced(digest);
+    else await this.store.removeUpload(uuid);
   }
 
   private async verifyAndPrepare(uuid: string, digest: Digest, hash: Hash, size: number): Promise<void> {
