@@ -60,9 +60,11 @@ export function parseListen(listen: string): { host: string; port: number } {
 /**
  * Sockets' stream buffers. Node's default (16 KiB) makes a blob download wait for the
  * socket to drain after every 1 MiB file read, so disk reads and socket writes never
- * overlap: 4 MiB took a 1 GiB pull from about 0.9 to 1.4 GB/s here.
+ * overlap (a 1 GiB pull went from about 0.9 to 1.4 GB/s with larger buffers). 1 MiB
+ * pulls as fast as 4 MiB did, and keeps the peak memory of a 2 GiB push at about
+ * 125 MB instead of 150 (the readable side buffers uploads too).
  */
-const SOCKET_BUFFER = 4 << 20;
+const SOCKET_BUFFER = 1 << 20;
 
 /** How long close() lets requests in flight finish before cutting their connections. */
 const DRAIN_MS = 10_000;
