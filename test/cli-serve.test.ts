@@ -8,8 +8,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createServer } from 'node:net';
 import { sha256 } from './helpers/server.js';
+import { freePort } from './helpers/reference-registry.js';
 
 const root = join(import.meta.dirname, '..');
 const bin = join(root, 'dist', 'src', 'cli', 'main.js');
@@ -18,15 +18,6 @@ beforeAll(() => {
   // `npm test` builds first; a lone `vitest run` of this file may not have.
   if (!existsSync(bin)) execFileSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: root });
 });
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 interface Proc {
   child: ChildProcess;

@@ -27,7 +27,8 @@ export interface ReferenceRegistryOptions {
   extraConfig?: string;
 }
 
-function freePort(): Promise<number> {
+/** A free loopback TCP port (bound, read, released). */
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();
     srv.once('error', reject);
