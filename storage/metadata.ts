@@ -132,7 +132,7 @@ export class MetadataStore {
     return this.s.repoId.get(name)?.id;
   }
 
-  ensureRepository(name: string): number {
+  private ensureRepository(name: string): number {
     const existing = this.s.repoId.get(name);
     if (existing) return existing.id;
     this.s.insertRepo.run(name, Date.now());

@@ -368,6 +368,8 @@ describe('cross-repository mount', () => {
     const other = await pushBlob(srv.url, 'mount/elsewhere', 'in another repo');
     const wrongFrom = await fetch(v2(`mount/dst/blobs/uploads/?mount=${other}&from=mount/src`), { method: 'POST' });
     expect(wrongFrom.status).toBe(202);
+    const badFrom = await fetch(v2(`mount/dst/blobs/uploads/?mount=${other}&from=Mount/../elsewhere`), { method: 'POST' });
+    expect(badFrom.status).toBe(202);
   });
 });
 

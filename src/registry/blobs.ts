@@ -5,7 +5,7 @@
 import { createHash, randomUUID, type Hash } from 'node:crypto';
 import type { Readable, Writable } from 'node:stream';
 import { RegistryError } from './errors.js';
-import { checkName, parseDigest, type Digest } from './names.js';
+import { checkName, isValidName, parseDigest, type Digest } from './names.js';
 import { IncompleteBodyError, type FsBlobStore } from '../../storage/blobstore.js';
 import type { MetadataStore, UploadRow } from '../../storage/metadata.js';
 import type { TouchRecorder } from './touches.js';
@@ -78,7 +78,7 @@ export class BlobService {
     const digest = parseDigest(digestValue);
     let source = from;
     if (source !== undefined) {
-      if (!/^[a-z0-9._/-]+$/.test(source) || this.meta.blobInRepository(source, digest.value) === undefined) return false;
+      if (!isValidName(source) || this.meta.blobInRepository(source, digest.value) === undefined) return false;
     } else {
       source = this.meta.aRepositoryWithBlob(digest.value);
       if (source === undefined) return false;

@@ -45,8 +45,8 @@ export class ManifestService {
     for (const tag of extraTags) tags.push(checkTag(tag));
 
     const algorithm = expected?.algorithm ?? 'sha256';
-    const digest: Digest = { algorithm, hex: createHash(algorithm).update(body).digest('hex'), value: '' };
-    digest.value = `${algorithm}:${digest.hex}`;
+    const hex = createHash(algorithm).update(body).digest('hex');
+    const digest: Digest = { algorithm, hex, value: `${algorithm}:${hex}` };
     if (expected && expected.value !== digest.value) {
       throw new RegistryError('DIGEST_INVALID', 'manifest digest does not match its content', { expected: expected.value, actual: digest.value });
     }

@@ -7,7 +7,7 @@ import { RegistryError } from '../registry/errors.js';
 import type { Registry } from '../registry/registry.js';
 import { API_VERSION_HEADER, errorResponse } from './http.js';
 import type { Logger } from './logger.js';
-import { v2Routes, type Env } from './routes.js';
+import { noSuchEndpoint, v2Routes, type Env } from './routes.js';
 import { storageUsage } from '../registry/usage.js';
 
 export interface AppOptions {
@@ -61,6 +61,6 @@ export function createApp({ registry, logger, auth, operations }: AppOptions): H
   app.get('/v2/_berth/usage', (c) => c.json(storageUsage(registry.db)));
   app.all('/v2/*', (c) => dispatch(c));
 
-  app.notFound((c) => errorResponse(new RegistryError('UNSUPPORTED', 'no such endpoint', { path: c.req.path }, { status: 404 }), c.req.method));
+  app.notFound((c) => errorResponse(noSuchEndpoint(c.req.path), c.req.method));
   return app;
 }

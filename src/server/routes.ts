@@ -198,7 +198,7 @@ export function v2Routes(registry: Registry) {
       if (!handler) throw methodNotAllowed(c.req.method);
       return handler(c, m);
     }
-    throw new RegistryError('NAME_INVALID', 'no such endpoint', { path }, { status: 404 });
+    throw noSuchEndpoint(path);
   }
 
   return { dispatch };
@@ -208,6 +208,11 @@ function rawPath(url: string): string {
   const start = url.indexOf('/', url.indexOf('//') + 2);
   const q = url.indexOf('?', start);
   return q < 0 ? url.slice(start) : url.slice(start, q);
+}
+
+/** Paths the API does not have: 404, in the spec's error format. */
+export function noSuchEndpoint(path: string): RegistryError {
+  return new RegistryError('UNSUPPORTED', 'no such endpoint', { path }, { status: 404 });
 }
 
 function methodNotAllowed(method: string): RegistryError {
