@@ -6,11 +6,12 @@
 
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream, createWriteStream, renameSync, rmSync } from 'node:fs';
-import { mkdir, open, rename, rm, stat, truncate, readFile, readdir } from 'node:fs/promises';
+import { mkdir, open, rename, rm, stat, truncate, readFile, readdir, type FileHandle } from 'node:fs/promises';
 import { join, dirname } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Algorithm, Digest } from '../src/registry/names.js';
+import { giveBack, takeBuffer } from './buffers.js';
 
 /** Raised when a request body ends before the bytes it promised. */
 export class IncompleteBodyError extends Error {}
@@ -23,7 +24,6 @@ class WriteError extends Error {
 }
 
 const READ_CHUNK = 1 << 20;
-const WRITE_BATCH = 1 << 20;
 const EARLY_SYNC = 64 << 20;
 
 export class FsBlobStore {
@@ -93,10 +93,10 @@ export class FsBlobStore {
   }
 
   /**
-   * Writes a blob (or a byte range of it) to `out` and ends it. Two buffers are reused
-   * for the whole transfer, one being read while the other is written: a stream of
-   * fresh 1 MiB buffers cost about as much CPU in allocation and garbage collection as
-   * the copying itself. Rejects when `out` closes early or the file is shorter than
+   * Writes a blob (or a byte range of it) to `out` and ends it. Two pooled buffers serve
+   * the whole transfer, one being read while the other is written: a stream of fresh
+   * 1 MiB buffers cost about as much CPU in allocation and garbage collection as the
+   * copying itself. Rejects when `out` closes early or the file is shorter than
    * its record.
    */
   async writeBlobTo(digest: Digest, out: Writable, range: { start: number; end: number } | undefined, onOpen: () => void): Promise<void> {
@@ -106,11 +106,11 @@ export class FsBlobStore {
       onOpen();
       let position = range?.start ?? 0;
       const end = range ? range.end + 1 : (await fh.stat()).size;
-      const buffers = [Buffer.allocUnsafe(READ_CHUNK), Buffer.allocUnsafe(READ_CHUNK)];
+      const buffers = [takeBuffer(), takeBuffer()];
       let writing: Promise<void> = Promise.resolve();
       for (let turn = 0; position < end; turn ^= 1) {
         const buffer = buffers[turn]!;
-        const { bytesRead } = await fh.read(buffer, 0, Math.min(READ_CHUNK, end - position), position);
+        const { bytesRead } = await fh.read(buffer, 0, Math.min(buffer.length, end - position), position);
         if (bytesRead === 0) throw new Error(`blob file ${digest.value} is shorter than its record`);
         position += bytesRead;
         // The other buffer's write must be done before this one goes out (and before
@@ -122,6 +122,8 @@ export class FsBlobStore {
       }
       await writing;
       out.end();
+      // Only after a complete transfer: a failed one may leave a write pending on a buffer.
+      for (const buffer of buffers) giveBack(buffer);
     } finally {
       await fh.close();
     }
@@ -160,22 +162,26 @@ export class FsBlobStore {
    * Resolves to the number of bytes written; rejects with IncompleteBodyError when the
    * body ends short of `expectedLength` or the client goes away.
    *
-   * Chunks are gathered into 1 MiB writes, one in flight while the next is read and
-   * hashed, and every 64 MiB a background datasync starts the disk writeback early, so
-   * the fsync before the commit has little left to do (chunked 1 GiB pushes: +25%).
+   * Socket chunks (64 KiB at most) are copied into pooled 1 MiB buffers and let go at
+   * once (see buffers.ts for why): one buffer is written while the other fills. Every
+   * 64 MiB a background datasync starts the disk writeback early, so the fsync before
+   * the commit has little left to do (chunked 1 GiB pushes: +25%).
    */
   async appendToUpload(uuid: string, body: Readable, hash: Hash, opts: { expectedLength?: number } = {}): Promise<number> {
     const fh = await open(this.uploadPath(uuid), 'a');
     let written = 0;
-    let batch: Buffer[] = [];
-    let batched = 0;
+    let filling = takeBuffer();
+    // Taken once the first buffer is full: most blobs (configs, small layers) need one.
+    let spare: Buffer | undefined;
+    let filled = 0;
     let unsynced = 0;
-    let writing: Promise<unknown> = Promise.resolve();
+    let writing: Promise<void> = Promise.resolve();
     let syncing: Promise<void> | undefined;
     let syncFailure: unknown;
+    let failed = false;
     // Failures of our own writes are not a client's short body: keep them apart.
-    const write = (buffers: Buffer[]) => {
-      const done = fh.writev(buffers).catch((err: unknown) => Promise.reject(new WriteError(err)));
+    const write = (buffer: Buffer, length: number) => {
+      const done = writeAll(fh, buffer, length).catch((err: unknown) => Promise.reject(new WriteError(err)));
       done.catch(() => undefined); // awaited before the next write; not unhandled meanwhile
       return done;
     };
@@ -184,31 +190,36 @@ export class FsBlobStore {
         for await (const chunk of body as AsyncIterable<Buffer>) {
           written += chunk.length;
           hash.update(chunk);
-          batch.push(chunk);
-          batched += chunk.length;
-          if (batched < WRITE_BATCH) continue;
-          await writing;
-          writing = write(batch);
-          unsynced += batched;
-          batch = [];
-          batched = 0;
-          if (unsynced >= EARLY_SYNC && !syncing) {
-            unsynced = 0;
-            syncing = writing
-              .then(() => fh.datasync())
-              .catch((err: unknown) => {
-                syncFailure ??= err instanceof WriteError ? err : new WriteError(err);
-              })
-              .finally(() => {
-                syncing = undefined;
-              });
+          for (let from = 0; from < chunk.length; ) {
+            const copied = chunk.copy(filling, filled, from);
+            from += copied;
+            filled += copied;
+            if (filled < filling.length) continue;
+            // The spare buffer's write must be done before it is filled again.
+            await writing;
+            writing = write(filling, filled);
+            [filling, spare] = [spare ?? takeBuffer(), filling];
+            unsynced += filled;
+            filled = 0;
+            if (unsynced >= EARLY_SYNC && !syncing) {
+              unsynced = 0;
+              syncing = writing
+                .then(() => fh.datasync())
+                .catch((err: unknown) => {
+                  syncFailure ??= err instanceof WriteError ? err : new WriteError(err);
+                })
+                .finally(() => {
+                  syncing = undefined;
+                });
+            }
           }
         }
         await writing;
-        if (batched > 0) await write(batch);
+        if (filled > 0) await write(filling, filled);
         await syncing;
         if (syncFailure) throw syncFailure;
       } catch (err) {
+        failed = true;
         if (err instanceof WriteError) throw err.cause;
         // A client that disconnects mid-body surfaces as ECONNRESET / aborted.
         throw new IncompleteBodyError(`request body ended early after ${written} bytes`);
@@ -217,6 +228,11 @@ export class FsBlobStore {
       await writing.catch(() => undefined);
       await syncing;
       await fh.close();
+      // A write that failed may have been cut short with the buffer still in the kernel's hands.
+      if (!failed) {
+        giveBack(filling);
+        if (spare) giveBack(spare);
+      }
     }
     if (opts.expectedLength !== undefined && written !== opts.expectedLength) {
       throw new IncompleteBodyError(`request body had ${written} bytes, Content-Length said ${opts.expectedLength}`);
@@ -280,6 +296,18 @@ export class FsBlobStore {
   /** Removes a blob file; run inside the transaction that deletes its row (see placeSync). */
   removeBlobSync(digest: Digest): void {
     rmSync(this.blobPath(digest), { force: true });
+  }
+}
+
+/**
+ * Writes the first `length` bytes of `buffer` at the file's end. A short write (a full
+ * disk can cut one) is carried on, so the next attempt reports the error instead of
+ * the file silently missing bytes that were hashed.
+ */
+async function writeAll(fh: FileHandle, buffer: Buffer, length: number): Promise<void> {
+  for (let offset = 0; offset < length; ) {
+    const { bytesWritten } = await fh.write(buffer, offset, length - offset);
+    offset += bytesWritten;
   }
 }
 
