@@ -9,6 +9,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { SERVE_NODE_FLAGS } from '../src/cli/node-flags.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 export const REFERENCE_BINARY = '/usr/bin/docker-registry';
@@ -116,6 +117,7 @@ export async function startBerth(root: string, logs: LogOptions, cpuProfileDir?:
   return launch('berth', dir, (port) => ({
     command: process.execPath,
     args: [
+      ...SERVE_NODE_FLAGS,
       ...(cpuProfileDir ? ['--cpu-prof', '--cpu-prof-dir', cpuProfileDir] : []),
       main,
       'serve',

@@ -4,7 +4,7 @@
 // verify`, and the Dockerfile copies files that exist and runs a health check that works.
 
 import { describe, expect, it } from 'vitest';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -13,6 +13,7 @@ import { promisify } from 'node:util';
 import { parseAllDocuments, parse } from 'yaml';
 import { loadConfig } from '../src/config/config.js';
 import { startTestServer } from './helpers/server.js';
+import { SERVE_NODE_FLAGS } from '../src/cli/node-flags.js';
 
 const root = join(import.meta.dirname, '..');
 const deploy = join(root, 'deploy');
@@ -141,7 +142,7 @@ describe('Dockerfile', () => {
     expect(dockerfile).toMatch(/^FROM .* AS build$/m);
     expect(dockerfile).toMatch(/^USER (?!root|0\b)\S+$/m);
     expect(dockerfile).toMatch(/^VOLUME \["\/var\/lib\/berth"\]$/m);
-    const entry = /^ENTRYPOINT \["node", "\/app\/(\S+)\.js"\]$/m.exec(dockerfile)![1]!;
+    const entry = /^ENTRYPOINT \["node", (?:"--\S+", )*"\/app\/(\S+)\.js"\]$/m.exec(dockerfile)![1]!;
     expect(existsSync(join(root, `${entry.replace(/^dist\//, '')}.ts`))).toBe(true);
 
     // Run the HEALTHCHECK command itself against a ready and a not-ready server.
@@ -162,5 +163,52 @@ describe('Dockerfile', () => {
       await ready.destroy();
       await full.destroy();
     }
+  });
+});
+
+describe('node flags of `berth serve` (src/cli/node-flags.ts)', () => {
+  const main = join(root, 'dist', 'src', 'cli', 'main.js');
+  const shebang = readFileSync(main, 'utf8').split('\n')[0]!;
+
+  /** Starts `berth serve` on a free port with `command`, and resolves to its log up to the line saying it listens. */
+  async function serveLog(command: string[]): Promise<string> {
+    const data = await mkdtemp(join(tmpdir(), 'berth-flags-'));
+    const child = spawn(command[0]!, [...command.slice(1), main, 'serve', '--listen', '127.0.0.1:0', '--data', data], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let log = '';
+    try {
+      await new Promise<void>((resolve, reject) => {
+        child.stdout!.on('data', (d: Buffer) => {
+          log += d.toString();
+          if (log.includes('berth registry listening')) resolve();
+        });
+        child.once('exit', (code) => reject(new Error(`berth serve exited with ${code}: ${log}`)));
+      });
+      return log;
+    } finally {
+      child.kill('SIGKILL');
+      await rm(data, { recursive: true, force: true });
+    }
+  }
+
+  it('every launcher passes them: the script, npm start, the Dockerfile and the systemd unit', () => {
+    const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+    const launchers = {
+      shebang,
+      'npm start': pkg.scripts.start!,
+      Dockerfile: /^ENTRYPOINT (.*)$/m.exec(readFileSync(join(root, 'Dockerfile'), 'utf8'))![1]!,
+      systemd: /^ExecStart=(.*)$/m.exec(readFileSync(join(deploy, 'systemd', 'berth.service'), 'utf8'))![1]!,
+    };
+    for (const [name, line] of Object.entries(launchers)) {
+      for (const flag of SERVE_NODE_FLAGS) expect(line, name).toContain(flag);
+    }
+  });
+
+  it('started by its shebang, the server runs with them; by a bare `node`, it warns', async () => {
+    expect(shebang).toMatch(/^#!\/usr\/bin\/env -S node /);
+    const withFlags = await serveLog(shebang.slice(2).split(' '));
+    expect(withFlags).not.toContain('node was started without these flags');
+    const bare = await serveLog([process.execPath]);
+    expect(bare).toContain('node was started without these flags');
+    for (const flag of SERVE_NODE_FLAGS) expect(bare).toContain(flag);
   });
 });

@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --initial-old-space-size=64 --max-semi-space-size=4
 // The `berth` command. Each subcommand lives in its own module under ./commands and
 // registers itself on the program; this file only assembles them and reports errors.
 

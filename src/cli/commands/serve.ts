@@ -5,6 +5,7 @@
 import type { Command } from 'commander';
 import { startServer } from '../../server/serve.js';
 import { createLogger } from '../../server/logger.js';
+import { missingNodeFlags } from '../node-flags.js';
 import { loadConfig } from '../../config/config.js';
 import { printConfig } from '../../config/print.js';
 
@@ -52,6 +53,10 @@ export function register(program: Command): void {
         uploadTtlMs: config.gc.uploadTtl,
         retention: config.gc.retention,
       };
+      const missing = missingNodeFlags();
+      if (missing.length > 0) {
+        logger.warn({ missing }, 'node was started without these flags: large uploads run about a third slower (run `berth serve` or `npm start`, or pass them to node)');
+      }
       const server = await startServer({ listen, data, logger, auth, tls, readOnly, metrics, health, events, gc });
       logger.info(
         { listen: `${server.host}:${server.port}`, data, url: server.url, readOnly, metrics: metrics.enabled ? (server.metricsUrl ?? `${server.url}${metrics.path}`) : false },
