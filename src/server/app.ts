@@ -46,6 +46,12 @@ export function createApp({ registry, logger, auth, operations }: AppOptions): H
 
   app.onError((err, c) => {
     if (err instanceof RegistryError) return errorResponse(err, c.req.method);
+    if (isStorageFull(err)) {
+      // The failed write was undone (an upload is cut back to its acknowledged offset).
+      logger.error({ requestId: c.get('requestId'), err }, 'storage full');
+      const full = new RegistryError('UNKNOWN', 'no space left on the registry\'s storage: nothing was stored', { requestId: c.get('requestId') }, { status: 507 });
+      return errorResponse(full, c.req.method);
+    }
     logger.error({ requestId: c.get('requestId'), err }, 'internal error');
     return errorResponse(new RegistryError('UNKNOWN', 'internal server error', { requestId: c.get('requestId') }), c.req.method);
   });
@@ -63,4 +69,10 @@ export function createApp({ registry, logger, auth, operations }: AppOptions): H
 
   app.notFound((c) => errorResponse(noSuchEndpoint(c.req.path), c.req.method));
   return app;
+}
+
+/** A write refused for lack of space (ENOSPC) or over a quota (EDQUOT), or SQLite's SQLITE_FULL. */
+function isStorageFull(err: unknown): boolean {
+  const code = (err as { code?: unknown })?.code;
+  return code === 'ENOSPC' || code === 'EDQUOT' || code === 'SQLITE_FULL';
 }

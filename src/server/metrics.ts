@@ -140,7 +140,9 @@ export function createMetrics({ db, path }: { db: Db; path?: string }): Metrics 
       const status = String(out.statusCode);
       end({ status });
       requests.inc({ route, method, status });
-      const socket = c.env.incoming.socket;
+      // Gone when the connection was destroyed before the response finished.
+      const socket = c.env.incoming.socket as Socket | null;
+      if (!socket) return;
       const last = counted.get(socket) ?? { read: 0, written: 0 };
       received.inc({ route }, socket.bytesRead - last.read);
       sent.inc({ route }, socket.bytesWritten - last.written);
