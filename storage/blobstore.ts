@@ -167,7 +167,7 @@ export class FsBlobStore {
    * 64 MiB a background datasync starts the disk writeback early, so the fsync before
    * the commit has little left to do (chunked 1 GiB pushes: +25%).
    */
-  async appendToUpload(uuid: string, body: Readable, hash: Hash, opts: { expectedLength?: number } = {}): Promise<number> {
+  async appendToUpload(uuid: string, body: Readable, hash: Hash, opts: { expectedLength?: number; onChunk?: (bytes: number) => void } = {}): Promise<number> {
     const fh = await open(this.uploadPath(uuid), 'a');
     let written = 0;
     let filling = takeBuffer();
@@ -190,6 +190,7 @@ export class FsBlobStore {
         for await (const chunk of body as AsyncIterable<Buffer>) {
           written += chunk.length;
           hash.update(chunk);
+          opts.onChunk?.(chunk.length);
           for (let from = 0; from < chunk.length; ) {
             const copied = chunk.copy(filling, filled, from);
             from += copied;

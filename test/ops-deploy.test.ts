@@ -5,6 +5,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { execFile, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -12,7 +13,7 @@ import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
 import { parseAllDocuments, parse } from 'yaml';
 import { loadConfig } from '../src/config/config.js';
-import { startTestServer } from './helpers/server.js';
+import { pushBlob, sha256, startTestServer } from './helpers/server.js';
 import { SERVE_NODE_FLAGS } from '../src/cli/node-flags.js';
 
 const root = join(import.meta.dirname, '..');
@@ -170,19 +171,24 @@ describe('node flags of `berth serve` (src/cli/node-flags.ts)', () => {
   const main = join(root, 'dist', 'src', 'cli', 'main.js');
   const shebang = readFileSync(main, 'utf8').split('\n')[0]!;
 
-  /** Starts `berth serve` on a free port with `command`, and resolves to its log up to the line saying it listens. */
-  async function serveLog(command: string[]): Promise<string> {
+  /**
+   * Starts `berth serve` on a free port with `command`, runs `work` against its URL once
+   * it listens, and resolves to its log up to then.
+   */
+  async function withServe(command: string[], work: (url: string) => Promise<void> = async () => undefined): Promise<string> {
     const data = await mkdtemp(join(tmpdir(), 'berth-flags-'));
     const child = spawn(command[0]!, [...command.slice(1), main, 'serve', '--listen', '127.0.0.1:0', '--data', data], { stdio: ['ignore', 'pipe', 'pipe'] });
     let log = '';
     try {
-      await new Promise<void>((resolve, reject) => {
+      const url = await new Promise<string>((resolve, reject) => {
         child.stdout!.on('data', (d: Buffer) => {
           log += d.toString();
-          if (log.includes('berth registry listening')) resolve();
+          const m = /"url":"([^"]+)"[^\n]*berth registry listening/.exec(log);
+          if (m) resolve(m[1]!);
         });
         child.once('exit', (code) => reject(new Error(`berth serve exited with ${code}: ${log}`)));
       });
+      await work(url);
       return log;
     } finally {
       child.kill('SIGKILL');
@@ -205,9 +211,13 @@ describe('node flags of `berth serve` (src/cli/node-flags.ts)', () => {
 
   it('started by its shebang, the server runs with them; by a bare `node`, it warns', async () => {
     expect(shebang).toMatch(/^#!\/usr\/bin\/env -S node /);
-    const withFlags = await serveLog(shebang.slice(2).split(' '));
+    // A large upload takes the --expose-gc path (src/server/heap.ts).
+    const large = randomBytes(40 << 20);
+    const withFlags = await withServe(shebang.slice(2).split(' '), async (url) => {
+      expect(await pushBlob(url, 'flags/large', large)).toBe(sha256(large));
+    });
     expect(withFlags).not.toContain('node was started without these flags');
-    const bare = await serveLog([process.execPath]);
+    const bare = await withServe([process.execPath]);
     expect(bare).toContain('node was started without these flags');
     for (const flag of SERVE_NODE_FLAGS) expect(bare).toContain(flag);
   });

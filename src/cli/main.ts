@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --initial-old-space-size=64 --max-semi-space-size=4
+#!/usr/bin/env -S node --max-semi-space-size=4 --heap-growing-percent=100 --expose-gc
 // The `berth` command. Each subcommand lives in its own module under ./commands and
 // registers itself on the program; this file only assembles them and reports errors.
 

@@ -17,6 +17,8 @@ export interface Body {
   length?: number;
   /** Parsed Content-Range `start-end` (inclusive), when given. */
   range?: { start: number; end: number };
+  /** Told the size of every chunk as it is taken from the stream. */
+  onChunk?: (bytes: number) => void;
 }
 
 export interface UploadState {
@@ -242,7 +244,7 @@ export class BlobService {
 
   private async append(uuid: string, hash: Hash, body: Body): Promise<number> {
     try {
-      return await this.store.appendToUpload(uuid, body.stream, hash, { expectedLength: body.length });
+      return await this.store.appendToUpload(uuid, body.stream, hash, { expectedLength: body.length, onChunk: body.onChunk });
     } catch (err) {
       if (err instanceof IncompleteBodyError) {
         throw new RegistryError('BLOB_UPLOAD_INVALID', err.message);

@@ -4,6 +4,7 @@
 import type { IncomingMessage } from 'node:http';
 import { RegistryError } from '../registry/errors.js';
 import type { Body } from '../registry/blobs.js';
+import { paceCollections } from './heap.js';
 
 export const API_VERSION_HEADER = { 'Docker-Distribution-API-Version': 'registry/2.0' } as const;
 
@@ -29,7 +30,7 @@ export function hasBody(req: IncomingMessage): boolean {
 
 /** The request body as a stream for an upload, with Content-Length and Content-Range. */
 export function uploadBody(req: IncomingMessage): Body {
-  const body: Body = { stream: req, length: contentLength(req) };
+  const body: Body = { stream: req, length: contentLength(req), onChunk: paceCollections };
   const range = req.headers['content-range'];
   if (range !== undefined) {
     // Clients send `start-end`; some prefix `bytes ` as in a response header.
