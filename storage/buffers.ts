@@ -1,11 +1,10 @@
 // A small pool of 1 MiB buffers shared by blob uploads and downloads.
 //
-// Socket chunks and per-transfer buffers are memory outside V8's heap, which V8 counts
-// as "external memory": every 64 MiB of it allocated starts a garbage collection, and
-// buffers that live across two of them reach the old generation, where only full
-// mark-compacts free them. A 1 GiB push allocated that way ran about 60 mark-compacts
-// (about 0.5 s of the main thread). Reusing the same few buffers keeps external memory
-// flat, so collections stay rare and cheap.
+// Buffers outside V8's heap are memory V8 counts against its collection limits and that
+// only a collection gives back (src/server/heap.ts tells how much that cost uploads).
+// Upload bodies are copied out of the socket's chunks into these, so the chunks can go
+// at the next scavenge while the bytes wait for their write; downloads read into them.
+// Reusing the same few keeps that memory flat instead of 1 MiB more per transfer.
 
 export const BUFFER_SIZE = 1 << 20;
 
