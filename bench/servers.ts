@@ -29,7 +29,8 @@ export interface LogOptions {
   quiet: boolean;
 }
 
-function freePort(): Promise<number> {
+/** A free loopback TCP port (bound, read, released); the tests' helpers use it too. */
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();
     srv.once('error', reject);

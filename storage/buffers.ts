@@ -6,7 +6,7 @@
 // at the next scavenge while the bytes wait for their write; downloads read into them.
 // Reusing the same few keeps that memory flat instead of 1 MiB more per transfer.
 
-export const BUFFER_SIZE = 1 << 20;
+const BUFFER_SIZE = 1 << 20;
 
 /** Buffers kept for reuse; more than this many at once are left to the collector. */
 const KEEP = 4;

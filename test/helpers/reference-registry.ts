@@ -7,10 +7,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer as createHttpServer, request } from 'node:http';
 import { rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TOOLS, tempDir } from './images.js';
+import { freePort } from '../../bench/servers.js';
 
 export interface ReferenceRegistry {
   /** `http://127.0.0.1:PORT` */
@@ -27,17 +27,7 @@ export interface ReferenceRegistryOptions {
   extraConfig?: string;
 }
 
-/** A free loopback TCP port (bound, read, released). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
+export { freePort };
 
 async function waitReady(url: string, child: ChildProcess, output: () => string): Promise<void> {
   const deadline = Date.now() + 15_000;
