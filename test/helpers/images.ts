@@ -24,6 +24,7 @@ export const TOOLS = {
   'docker-registry': '/usr/bin/docker-registry',
   unshare: '/usr/bin/unshare',
   openssl: '/usr/bin/openssl',
+  podman: '/usr/bin/podman',
 } as const;
 export type Tool = keyof typeof TOOLS;
 
