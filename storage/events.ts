@@ -4,14 +4,8 @@
 
 import type { Db } from './db.js';
 
-export interface QueuedEvent {
-  seq: number;
-  eventId: string;
-  /** One event of the envelope, as JSON text. */
-  payload: string;
-  attempts: number;
-  nextAttemptAt: number;
-}
+import type { QueuedEvent } from './ports.js';
+export type { QueuedEvent };
 
 export class EventQueue {
   private readonly insert;

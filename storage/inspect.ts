@@ -3,14 +3,8 @@
 
 import type { Db } from './db.js';
 
-export interface RepositoryUsage {
-  repository: string;
-  /** Bytes of every blob and manifest the repository can serve. */
-  total: number;
-  /** The part of total that no other repository shares. */
-  unique: number;
-  blobs: number;
-}
+import type { RepositoryUsage } from './ports.js';
+export type { RepositoryUsage };
 
 export interface BrokenManifest {
   repository: string;

@@ -22,26 +22,8 @@ export interface UploadRow {
   updated_at: number;
 }
 
-export interface NewManifest {
-  repository: string;
-  digest: string;
-  mediaType: string;
-  size: number;
-  artifactType: string | null;
-  subject: string | null;
-  annotations: string | null;
-  /** Blobs this manifest needs linked in the repository (config, layers). */
-  blobs: { digest: string; kind: 'config' | 'layer' | 'blob' }[];
-  /** Child manifests (of an index) that must exist in the repository. */
-  children: string[];
-  tags: string[];
-}
-
-/** What a manifest put found missing; the caller turns it into MANIFEST_BLOB_UNKNOWN. */
-export interface MissingReference {
-  digest: string;
-  kind: 'blob' | 'manifest';
-}
+import type { NewManifest, MissingReference } from './ports.js';
+export type { NewManifest, MissingReference };
 
 export class MetadataStore {
   private readonly s;

@@ -3,16 +3,8 @@
 
 import type { Db } from './db.js';
 
-export interface User {
-  name: string;
-  passwordHash: string;
-  admin: boolean;
-  groups: string[];
-  /** Milliseconds since the epoch. */
-  createdAt: number;
-  /** Seconds since the epoch: refresh tokens issued before it are no longer honoured. */
-  passwordChangedAt: number;
-}
+import type { User } from './ports.js';
+export type { User };
 
 interface UserRow {
   name: string;
