@@ -5,7 +5,6 @@
 import { createPublicKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createLocalJWKSet, createRemoteJWKSet } from 'jose';
-import { parse as parseYaml } from 'yaml';
 import { parseRules, type AccessPolicy } from './rules.js';
 import { DEFAULT_THROTTLE, type ThrottleOptions } from './throttle.js';
 import type { ExternalIssuer } from './tokens.js';
@@ -104,44 +103,3 @@ function loadExternalIssuer(config: ExternalIssuerConfig): ExternalIssuer {
   return { issuer: config.issuer, key: createLocalJWKSet(JSON.parse(readFileSync(jwks, 'utf8'))) };
 }
 
-/** The `berth serve` flags about authentication, as commander hands them over. */
-export interface AuthFlags {
-  auth?: string;
-  anonymousPull?: boolean;
-  authConfig?: string;
-  tokenService?: string;
-  tokenIssuer?: string;
-  tokenRealm?: string;
-  tokenTtl?: string;
-  externalIssuer?: string;
-  externalKey?: string;
-  externalJwks?: string;
-}
-
-/**
- * The auth section from `--auth-config FILE` (YAML or JSON: the fields of AuthConfig,
- * rules included) with the flags on top: a flag given on the command line wins.
- */
-export function authConfigFromFlags(flags: AuthFlags): AuthConfig {
-  let file: Partial<AuthConfig> = {};
-  if (flags.authConfig) {
-    const parsed: unknown = parseYaml(readFileSync(flags.authConfig, 'utf8'));
-    if (parsed !== null && typeof parsed !== 'object') throw new Error(`${flags.authConfig}: expected a mapping`);
-    file = (parsed ?? {}) as Partial<AuthConfig>;
-  }
-  const externalIssuers = [...(file.externalIssuers ?? [])];
-  if (flags.externalIssuer || flags.externalKey || flags.externalJwks) {
-    externalIssuers.push({ issuer: flags.externalIssuer ?? '', publicKey: flags.externalKey, jwks: flags.externalJwks });
-  }
-  const ttl = flags.tokenTtl === undefined ? file.tokenTtlSeconds : Number(flags.tokenTtl);
-  return {
-    ...file,
-    mode: (flags.auth ?? file.mode ?? 'none') as AuthMode,
-    anonymousPull: flags.anonymousPull || file.anonymousPull,
-    service: flags.tokenService ?? file.service,
-    issuer: flags.tokenIssuer ?? file.issuer,
-    realm: flags.tokenRealm ?? file.realm,
-    tokenTtlSeconds: ttl,
-    externalIssuers,
-  };
-}

@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { requiredAccess } from '../auth/access.js';
 import { changePassword, createUser } from '../auth/accounts.js';
-import { authConfigFromFlags, resolveAuthConfig } from '../auth/config.js';
+import { resolveAuthConfig } from '../auth/config.js';
+import { loadConfig } from '../src/config/config.js';
 import { loadOrCreateSigningKey, signingKeyPath } from '../auth/keys.js';
 import { hashPassword, verifyPassword } from '../auth/passwords.js';
 import { ANONYMOUS, allowedActions, grant, parseRules, type AccessPolicy, type Identity } from '../auth/rules.js';
@@ -155,10 +156,11 @@ describe('configuration', () => {
     const dir = await tempDir();
     const file = join(dir, 'auth.yaml');
     await writeFile(file, 'mode: basic\nservice: from-file\nrules:\n  - users: [bob]\n    repositories: ["x/*"]\n    actions: [pull]\n');
-    const config = authConfigFromFlags({ authConfig: file, tokenService: 'from-flag', anonymousPull: true });
-    expect(config).toMatchObject({ mode: 'basic', service: 'from-flag', anonymousPull: true });
-    expect(resolveAuthConfig(config).policy.rules).toHaveLength(1);
-    expect(authConfigFromFlags({}).mode).toBe('none');
+    // The path `berth serve` takes: the file under the flags.
+    const { auth } = loadConfig({ flags: { authConfig: file, tokenService: 'from-flag', anonymousPull: true }, env: {} });
+    expect(auth).toMatchObject({ mode: 'basic', service: 'from-flag', anonymousPull: true });
+    expect(resolveAuthConfig(auth).policy.rules).toHaveLength(1);
+    expect(loadConfig({ flags: {}, env: {} }).auth.mode).toBe('none');
   });
 });
 

@@ -365,7 +365,11 @@ describe('the database stays consistent', () => {
   it('after collections, foreign keys and integrity hold', async () => {
     const s = await server();
     await pushImage(s.url, 'gc/fk', 'v1', 'fk');
-    await collectGarbage(s.registry.db, s.registry.store, { ...FAST, deleteUntagged: true });
+    const dropped = await pushImage(s.url, 'gc/fk', 'v2', 'dropped');
+    expect((await fetch(`${s.url}/v2/gc/fk/manifests/${dropped.digest}`, { method: 'DELETE' })).status).toBe(202);
+    // A collection that really deletes rows (manifest references, links, blobs) beside kept ones.
+    const report = await collectGarbage(s.registry.db, s.registry.store, { ...FAST, deleteUntagged: true });
+    expect(report.blobsDeleted).toBe(4); // the dropped image's config, two layers and manifest
     const db = new Database(join(s.dataDir, 'registry.db'), { readonly: true });
     expect(db.pragma('foreign_key_check')).toEqual([]);
     expect(db.pragma('integrity_check', { simple: true })).toBe('ok');

@@ -4,7 +4,7 @@
 
 import { afterEach, describe, expect, it } from 'vitest';
 import { request } from 'node:http';
-import { recordGcRun, routeOf } from '../src/server/metrics.js';
+import { routeOf } from '../src/server/metrics.js';
 import { pushBlob, pushImage, sha256, startTestServer, type TestServer } from './helpers/server.js';
 
 const servers: TestServer[] = [];
@@ -97,15 +97,21 @@ describe('metrics', () => {
   });
 
   it('count garbage collection runs and freed bytes', async () => {
-    const s = await server();
+    const s = await server({ gc: { intervalMs: 50, graceMs: 0, settleMs: 0 }, touchIntervalMs: 10 });
     const before = await scrape(`${s.url}/metrics`);
-    recordGcRun({ freedBytes: 1234, deletedBlobs: 2 });
-    recordGcRun({ failed: true });
-    const after = await scrape(`${s.url}/metrics`);
-    expect(value(after, 'berth_gc_runs_total{result="ok"}') - value(before, 'berth_gc_runs_total{result="ok"}')).toBe(1);
-    expect(value(after, 'berth_gc_runs_total{result="error"}') - value(before, 'berth_gc_runs_total{result="error"}')).toBe(1);
-    expect(value(after, 'berth_gc_freed_bytes_total') - value(before, 'berth_gc_freed_bytes_total')).toBe(1234);
-    expect(value(after, 'berth_gc_deleted_blobs_total') - value(before, 'berth_gc_deleted_blobs_total')).toBe(2);
+    const orphan = Buffer.alloc(1234, 'o');
+    await pushBlob(s.url, 'gc/orphan', orphan); // linked, but no manifest holds it
+    let after = before;
+    const delta = (key: string) => value(after, key) - value(before, key);
+    for (let i = 0; i < 200 && delta('berth_gc_deleted_blobs_total') < 1; i++) {
+      await new Promise((r) => setTimeout(r, 25)); // the next scheduled collection
+      after = await scrape(`${s.url}/metrics`);
+    }
+    expect(delta('berth_gc_runs_total{result="ok"}')).toBeGreaterThanOrEqual(1);
+    expect(delta('berth_gc_runs_total{result="error"}')).toBe(0);
+    expect(delta('berth_gc_freed_bytes_total')).toBe(orphan.length);
+    expect(delta('berth_gc_deleted_blobs_total')).toBe(1);
+    expect((await fetch(`${s.url}/v2/gc/orphan/blobs/${sha256(orphan)}`, { method: 'HEAD' })).status).toBe(404);
   });
 
   it('can live on their own address, off the registry port, or be turned off', async () => {
