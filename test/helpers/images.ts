@@ -25,6 +25,11 @@ export const TOOLS = {
   unshare: '/usr/bin/unshare',
   openssl: '/usr/bin/openssl',
   podman: '/usr/bin/podman',
+  // the scale-out drivers' real services (Debian: postgresql, ceph-mon ceph-osd radosgw)
+  postgres: '/usr/lib/postgresql/15/bin/postgres',
+  'ceph-mon': '/usr/bin/ceph-mon',
+  'ceph-osd': '/usr/bin/ceph-osd',
+  radosgw: '/usr/bin/radosgw',
 } as const;
 export type Tool = keyof typeof TOOLS;
 
