@@ -5,7 +5,7 @@
 // measurement, so a saturated load generator shows.
 //
 //   node dist/bench/run.js [--quick] [--rounds N] [--threads N] [--quiet-logs]
-//                          [--no-reference] [--cpu-prof DIR] [--keep] [--only GROUPS]
+//                          [--no-reference] [--cpu-prof DIR] [--keep] [--only GROUPS] [--json]
 
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -13,11 +13,11 @@ import { mkdtemp } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { processCpuSeconds, REFERENCE_BINARY, removeDir, startBerth, startReference, type Target } from './servers.js';
+import { processCpuSeconds, procStatusBytes, REFERENCE_BINARY, removeDir, startBerth, startReference, type Target } from './servers.js';
 import * as w from './workloads.js';
 import { generatedBlob } from './blobdata.js';
 import { warmPageCache } from './pagecache.js';
-import { formatTable, type Measured, type RowSpec } from './table.js';
+import { formatJson, formatTable, type Measured, type RowSpec } from './table.js';
 
 const { values: opts } = parseArgs({
   options: {
@@ -30,6 +30,7 @@ const { values: opts } = parseArgs({
     keep: { type: 'boolean', default: false },
     only: { type: 'string' },
     'no-warm': { type: 'boolean', default: false },
+    json: { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
 });
@@ -46,6 +47,7 @@ if (opts.help) {
   --keep           keep the data directories and logs (printed at the end)
   --no-warm        do not write and delete as many bytes before each large push (see pagecache.ts)
   --only GROUPS    only these, comma-separated: push,chunked,pull,small,manifests,head,get,tags,catalog,rss
+  --json           print every sample (and each round's ratio) as JSON instead of the tables
 `);
   process.exit(0);
 }
@@ -56,10 +58,14 @@ const threads = Math.max(1, Number(opts.threads));
 const logs = { quiet: opts['quiet-logs'] };
 
 const ROWS: RowSpec[] = [
-  { key: 'push', label: `push ${human(sizes.bigBlob)} blob, POST + streamed PUT`, unit: 'MB/s', better: 'higher', minRatio: 1.5 },
-  { key: 'chunked', label: `push ${human(sizes.bigBlob)} in ${human(sizes.chunk)} PATCH chunks`, unit: 'MB/s', better: 'higher', minRatio: 1.5 },
+  { key: 'push', label: `push ${human(sizes.bigBlob)} blob, POST + streamed PUT`, unit: 'MB/s', better: 'higher', minRatio: 2 },
+  ...sizes.chunks.flatMap((c): RowSpec[] => [
+    { key: `chunked.fresh.${c}`, label: `push ${human(sizes.chunkedBlob)} in ${human(c)} PATCH chunks, new content`, unit: 'MB/s', better: 'higher', minRatio: 2 },
+    { key: `chunked.stored.${c}`, label: `the same again in ${human(c)} chunks to another repository`, unit: 'MB/s', better: 'higher', minRatio: 2 },
+  ]),
   { key: 'pull', label: `pull ${human(sizes.bigBlob)}, client verifies sha256`, unit: 'MB/s', better: 'higher', minRatio: 1.0 },
-  { key: 'small', label: `${sizes.smallCount} blobs of 1-16 KiB, ${w.PUSH_CLIENTS} clients`, unit: 'blobs/s', better: 'higher', minRatio: 1.5 },
+  { key: 'pull.cpu', label: `server CPU per GiB pulled`, unit: 's/GiB', better: 'lower', maxRatio: 1 },
+  { key: 'small', label: `${sizes.smallCount} blobs of 1-16 KiB, ${w.PUSH_CLIENTS} clients`, unit: 'blobs/s', better: 'higher', minRatio: 3 },
   ...[16, 64].flatMap((c): RowSpec[] => [
     { key: `head${c}`, label: `blob HEAD, ${c} clients`, unit: 'req/s', better: 'higher', minRatio: 2 },
     { key: `head${c}.p99`, label: `blob HEAD, ${c} clients, p99`, unit: 'ms', better: 'lower', maxRatio: 1 },
@@ -68,13 +74,15 @@ const ROWS: RowSpec[] = [
     { key: `get${c}`, label: `manifest GET by tag, ${c} clients`, unit: 'req/s', better: 'higher', minRatio: 2 },
     { key: `get${c}.p99`, label: `manifest GET by tag, ${c} clients, p99`, unit: 'ms', better: 'lower', maxRatio: 1 },
   ]),
-  { key: 'manifests', label: `${sizes.manifestCount} manifests pushed, ${w.PUSH_CLIENTS} clients`, unit: 'manifests/s', better: 'higher' },
+  { key: 'manifests', label: `${sizes.manifestCount} manifests pushed, ${w.PUSH_CLIENTS} clients`, unit: 'manifests/s', better: 'higher', minRatio: 2.5 },
   { key: 'tags', label: `tags list of ${sizes.manifestCount} tags, ${w.LIST_CLIENTS} clients`, unit: 'req/s', better: 'higher' },
   { key: 'tags.p99', label: `tags list, p99`, unit: 'ms', better: 'lower' },
   { key: 'catalog', label: `first catalog page, ${sizes.catalogRepos} repos, ${w.LIST_CLIENTS} clients`, unit: 'req/s', better: 'higher', minRatio: 5 },
   { key: 'catalog.p99', label: `first catalog page, p99`, unit: 'ms', better: 'lower' },
-  { key: 'rss', label: `peak server RSS pushing ${human(sizes.rssBlob)}, after the rows above`, unit: 'MB', better: 'lower', maxBerth: 150 },
-  { key: 'rss.fresh', label: `peak server RSS pushing ${human(sizes.rssBlob)}, fresh server`, unit: 'MB', better: 'lower', maxBerth: 150 },
+  { key: 'rss.peak', label: `peak server RSS over the whole benchmark`, unit: 'MB', better: 'lower', maxBerth: 100 },
+  { key: 'rss', label: `peak server RSS pushing ${human(sizes.rssBlob)}, after the rows above`, unit: 'MB', better: 'lower', maxBerth: 100 },
+  { key: 'rss.fresh', label: `peak server RSS pushing ${human(sizes.rssBlob)}, fresh server`, unit: 'MB', better: 'lower', maxBerth: 100 },
+  { key: 'rss.idle', label: `server RSS idle after start`, unit: 'MB', better: 'lower', maxBerth: 60 },
 ];
 
 function human(bytes: number): string {
@@ -105,6 +113,7 @@ async function measure<F extends w.Figure>(key: string, s: w.Subject, work: () =
   const seconds = (performance.now() - started) / 1000;
   const serverCpu = ((processCpuSeconds(s.target.pid) - cpu) / seconds) * 100;
   record(key, s.target, figure, serverCpu);
+  if (figure.bytes) record(`${key}.cpu`, s.target, { value: (serverCpu / 100) * seconds / (figure.bytes / 2 ** 30) }, serverCpu);
   if (figure.p99Ms !== undefined) record(`${key}.p99`, s.target, { ...figure, value: figure.p99Ms }, serverCpu);
   // The reference registry does not fsync: its dirty pages must not be flushed during the next test.
   execFileSync('sync');
@@ -148,7 +157,10 @@ async function main(): Promise<void> {
       };
       const manifestsRepo = `bench/manifests-${round}`;
       await each('push', 'push', (s) => w.pushMonolithic(s, corpus!.big, 'bench/big'), sizes.bigBlob);
-      await each('chunked', 'chunked', (s) => w.pushChunked(s, corpus!.chunked, sizes.chunk, 'bench/chunked'), sizes.bigBlob);
+      for (const [chunk, blob] of corpus?.chunked ?? []) {
+        await each('chunked', `chunked.fresh.${chunk}`, (s) => w.pushChunked(s, blob, chunk, `bench/chunked-${chunk}`), sizes.chunkedBlob);
+        await each('chunked', `chunked.stored.${chunk}`, (s) => w.pushChunked(s, blob, chunk, `bench/chunked-${chunk}-again`), sizes.chunkedBlob);
+      }
       await each('pull', 'pull', (s) => w.pull(s, corpus!.big, 'bench/big'));
       await each('small', 'small', (s) => w.pushSmallBlobs(s, sizes.smallCount, `bench/small-${round}`));
       await each('manifests', 'manifests', (s) => w.pushManifests(s, sizes.manifestCount, manifestsRepo));
@@ -165,11 +177,16 @@ async function main(): Promise<void> {
     if (wanted('rss')) {
       progress(`generating a ${human(sizes.rssBlob)} blob (digest)`);
       const rssBlob = generatedBlob(sizes.rssBlob);
-      for (const s of subjects) await measure('rss', s, () => w.peakRssDuringPush(s, rssBlob, 'bench/rss'), sizes.rssBlob);
+      const peakSoFar = new Map(subjects.map((s) => [s, procStatusBytes(s.target.pid, 'VmHWM')]));
+      for (const s of subjects) {
+        const during = await measure('rss', s, () => w.peakRssDuringPush(s, rssBlob, 'bench/rss'), sizes.rssBlob);
+        record('rss.peak', s.target, { value: Math.max(peakSoFar.get(s)! / 1e6, during.value) }, 0);
+      }
       for (const start of withReference ? ['berth', 'reference'] : ['berth']) {
         const fresh = await (start === 'berth' ? startBerth(root, logs, undefined, 'berth-fresh') : startReference(root, logs, 'reference-fresh'));
         try {
           const s = w.subject(fresh);
+          record('rss.idle', fresh, { value: procStatusBytes(fresh.pid, 'VmRSS') / 1e6 }, 0);
           await measure('rss.fresh', s, () => w.peakRssDuringPush(s, rssBlob, 'bench/rss'), sizes.rssBlob);
           s.client.close();
         } finally {
@@ -180,12 +197,25 @@ async function main(): Promise<void> {
 
     const names = targets.map((t) => t.name);
     const reference = withReference ? execFileSync(REFERENCE_BINARY, ['--version'], { encoding: 'utf8' }).trim() : 'not installed';
+    const context = {
+      date: new Date().toISOString(),
+      reference,
+      node: process.version,
+      cores: cpus().length,
+      cpu: cpus()[0]?.model ?? '?',
+      command: `npm run bench --${process.argv.slice(2).length ? ' ' + process.argv.slice(2).join(' ') : ''}`,
+      rounds,
+    };
+    if (opts.json) {
+      process.stdout.write(`${formatJson(ROWS, measured, context)}\n`);
+      return;
+    }
     process.stdout.write(
       [
         '',
-        `Berth vs reference registry (${reference}), node ${process.version}, ${cpus().length} cores (${cpus()[0]?.model ?? '?'})`,
-        `command: npm run bench --${process.argv.slice(2).length ? ' ' + process.argv.slice(2).join(' ') : ''}`,
-        `logs: ${logs.quiet ? 'both at warn, reference access log off' : 'both at info (Berth JSON lines, reference access log on), to files'}; page cache warmed before large pushes: ${warm ? 'yes' : 'no'}; rounds: ${rounds} (median shown); rate-test threads: ${threads}; MB = 10^6 bytes`,
+        `Berth vs reference registry (${reference}), node ${process.version}, ${context.cores} cores (${context.cpu}), ${context.date.slice(0, 10)}`,
+        `command: ${context.command}`,
+        `logs: ${logs.quiet ? 'both at warn, reference access log off' : 'both at info (Berth JSON lines, reference access log on), to files'}; page cache warmed before large pushes: ${warm ? 'yes' : 'no'}; rounds: ${rounds}; rate-test threads: ${threads}; MB = 10^6 bytes`,
         '',
         formatTable(ROWS, measured, names),
         '',

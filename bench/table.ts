@@ -1,5 +1,7 @@
 // The results as Markdown tables (ready for the README): the figures with their ratio
-// and target, then the CPU use of the load generator and of each server per row.
+// and target, then the CPU use of the load generator and of each server per row. With
+// several rounds each figure is min/median/max, and a target counts as met only when
+// the ratio of every round meets it (rounds pair the registries' samples in order).
 
 import type { Figure } from './workloads.js';
 
@@ -40,11 +42,12 @@ function target(row: RowSpec): string {
   return '';
 }
 
-function met(row: RowSpec, berth: number | undefined, ratio: number | undefined): string {
-  if (row.maxBerth !== undefined) return berth === undefined ? '' : berth <= row.maxBerth ? 'yes' : 'NO';
-  if (ratio === undefined) return '';
-  if (row.minRatio !== undefined) return ratio >= row.minRatio ? 'yes' : 'NO';
-  if (row.maxRatio !== undefined) return ratio < row.maxRatio ? 'yes' : 'NO';
+/** Whether every round met the target ('yes'), or not ('NO'); '' where there is none. */
+function met(row: RowSpec, f: { berth: number[]; ratios: number[] }): string {
+  const every = (values: number[], ok: (v: number) => boolean) => (values.length === 0 ? '' : values.every(ok) ? 'yes' : 'NO');
+  if (row.maxBerth !== undefined) return every(f.berth, (b) => b <= row.maxBerth!);
+  if (row.minRatio !== undefined) return every(f.ratios, (r) => r >= row.minRatio!);
+  if (row.maxRatio !== undefined) return every(f.ratios, (r) => r < row.maxRatio!);
   return '';
 }
 
@@ -54,37 +57,54 @@ function markdown(header: string[], rows: string[][]): string {
   return [line(header), `|${widths.map((n) => '-'.repeat(n + 2)).join('|')}|`, ...rows.map(line)].join('\n');
 }
 
+/** The row's samples per registry, and the Berth/reference ratio of each round. */
+function figures(measured: Measured, key: string) {
+  const samples = (name: string) => measured.get(key)?.get(name)?.map((s) => s.value) ?? [];
+  const berth = samples('berth');
+  const reference = samples('reference');
+  const ratios = reference.length ? berth.slice(0, reference.length).map((b, i) => b / reference[i]!).filter((r) => Number.isFinite(r)) : [];
+  return { berth, reference, ratios };
+}
+
+/** min/median/max of several samples, the one value of a single sample. */
+function spread(values: number[], format: (v: number) => string = fmt): string {
+  if (values.length === 0) return '-';
+  if (values.length === 1) return format(values[0]!);
+  return `${format(Math.min(...values))} / ${format(median(values))} / ${format(Math.max(...values))}`;
+}
+
+/** Every sample as JSON (`npm run bench -- --json`), to compare one change's effect run to run. */
+export function formatJson(specs: RowSpec[], measured: Measured, context: Record<string, unknown>): string {
+  const rows = specs
+    .filter((row) => measured.has(row.key))
+    .map((row) => ({ ...row, ...figures(measured, row.key), target: target(row) || undefined, met: met(row, figures(measured, row.key)) || undefined }));
+  return JSON.stringify({ ...context, rows }, null, 2);
+}
+
 export function formatTable(specs: RowSpec[], measured: Measured, names: string[]): string {
-  const value = (key: string, name: string) => {
-    const samples = measured.get(key)?.get(name);
-    return samples?.length ? median(samples.map((s) => s.value)) : undefined;
-  };
-  const hasReference = names.includes('reference');
+  const several = [...measured.values()].some((byName) => [...byName.values()].some((samples) => samples.length > 1));
   const main = specs
     .filter((row) => measured.has(row.key))
     .map((row) => {
-      const b = value(row.key, 'berth');
-      const r = hasReference ? value(row.key, 'reference') : undefined;
-      const ratio = b !== undefined && r !== undefined && r > 0 ? b / r : undefined;
+      const f = figures(measured, row.key);
       return [
         row.label,
         row.unit,
-        fmt(b),
-        fmt(r),
-        ratio === undefined ? '-' : `${ratio.toFixed(2)}x`,
+        spread(f.berth),
+        spread(f.reference),
+        spread(f.ratios, (r) => `${r.toFixed(2)}x`),
         `${row.better} is better`,
         target(row),
-        met(row, b, ratio),
+        met(row, f),
       ];
     });
-
   const cpu = (key: string, name: string, field: 'generatorCpuPercent' | 'serverCpuPercent') => {
     const samples = measured.get(key)?.get(name) ?? [];
     const values = samples.map((s) => s[field]).filter((v): v is number => v !== undefined);
     return values.length ? `${median(values).toFixed(0)}%` : '-';
   };
   const details = specs
-    .filter((row) => measured.has(row.key) && !row.key.endsWith('.p99'))
+    .filter((row) => measured.has(row.key) && !row.key.endsWith('.p99') && !row.key.endsWith('.cpu'))
     .map((row) => [
       row.label,
       ...names.flatMap((n) => [cpu(row.key, n, 'generatorCpuPercent'), cpu(row.key, n, 'serverCpuPercent')]),
@@ -98,6 +118,7 @@ export function formatTable(specs: RowSpec[], measured: Measured, names: string[
     ]);
 
   return [
+    ...(several ? ['Figures are min / median / max over the rounds; "met" means in every round.', ''] : []),
     markdown(['workload', 'unit', 'Berth', 'reference', 'Berth/reference', 'direction', 'target', 'met'], main),
     '',
     'CPU during each measurement (100% = one core; client = this load generator, all threads):',

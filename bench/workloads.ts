@@ -10,7 +10,9 @@ import { procStatusBytes, resetPeakRss, type Target } from './servers.js';
 
 export interface Sizes {
   bigBlob: number;
-  chunk: number;
+  /** The chunked pushes: this much content, in PATCHes of each of `chunks` bytes. */
+  chunkedBlob: number;
+  chunks: number[];
   rssBlob: number;
   smallCount: number;
   manifestCount: number;
@@ -23,7 +25,8 @@ const GiB = 1024 * MiB;
 
 export const FULL: Sizes = {
   bigBlob: GiB,
-  chunk: 32 * MiB,
+  chunkedBlob: 512 * MiB,
+  chunks: [5 * MiB, 32 * MiB, 100 * MiB],
   rssBlob: 2 * GiB,
   smallCount: 2000,
   manifestCount: 500,
@@ -33,7 +36,8 @@ export const FULL: Sizes = {
 
 export const QUICK: Sizes = {
   bigBlob: 64 * MiB,
-  chunk: 32 * MiB,
+  chunkedBlob: 64 * MiB,
+  chunks: [5 * MiB, 32 * MiB],
   rssBlob: 128 * MiB,
   smallCount: 500,
   manifestCount: 100,
@@ -56,6 +60,8 @@ export interface Figure {
   p99Ms?: number;
   generatorCpuPercent?: number;
   note?: string;
+  /** Bytes the workload moved, for the server's CPU seconds per GiB. */
+  bytes?: number;
 }
 
 /** What the workloads share for one registry: its client and the base image's digests. */
@@ -71,16 +77,18 @@ export function subject(target: Target): Subject {
 
 /**
  * The large blobs of one round, shared by both registries so both receive the same
- * bytes. Each push gets new content: a registry that already has a blob does other
- * work (Berth renames over it), and clients skip such pushes anyway.
+ * bytes. Fresh pushes get new content: a registry that already has a blob does other
+ * work, and that case is measured on its own (`chunked.stored`: a chunked blob pushed
+ * again to another repository, as a client that does not check first would push it).
  */
 export interface Corpus {
   big: GeneratedBlob;
-  chunked: GeneratedBlob;
+  /** New content for each chunked push of the round, by chunk size. */
+  chunked: Map<number, GeneratedBlob>;
 }
 
 export function makeCorpus(sizes: Sizes): Corpus {
-  return { big: generatedBlob(sizes.bigBlob), chunked: generatedBlob(sizes.bigBlob) };
+  return { big: generatedBlob(sizes.bigBlob), chunked: new Map(sizes.chunks.map((c) => [c, generatedBlob(sizes.chunkedBlob)])) };
 }
 
 function imageManifest(config: { digest: string; size: number }, layer: { digest: string; size: number }, annotations?: Record<string, string>): Buffer {
@@ -138,10 +146,10 @@ export async function pushMonolithic(s: Subject, blob: GeneratedBlob, repo: stri
   return { value: blob.size / MB / t.seconds, generatorCpuPercent: t.cpuPercent };
 }
 
-/** The same blob in PATCH chunks with Content-Range; MB/s. */
+/** A blob in PATCH chunks with Content-Range, the digest given only on the closing PUT; MB/s. */
 export async function pushChunked(s: Subject, blob: GeneratedBlob, chunk: number, repo: string): Promise<Figure> {
   const t = await timed(() => s.client.pushChunked(repo, blob.digest, blob.size, chunk, (a, b) => blob.stream(a, b)));
-  return { value: blob.size / MB / t.seconds, generatorCpuPercent: t.cpuPercent };
+  return { value: blob.size / MB / t.seconds, generatorCpuPercent: t.cpuPercent, bytes: blob.size };
 }
 
 /**
@@ -157,7 +165,7 @@ export async function pull(s: Subject, blob: GeneratedBlob, repo: string): Promi
     size = await s.client.pullVerified(repo, blob.digest);
   });
   if (size !== blob.size) throw new Error(`pulled ${size} bytes, expected ${blob.size}`);
-  return { value: size / MB / t.seconds, generatorCpuPercent: t.cpuPercent };
+  return { value: size / MB / t.seconds, generatorCpuPercent: t.cpuPercent, bytes: size };
 }
 
 /** `count` blobs of 1-16 KiB, POST then PUT each, PUSH_CLIENTS at once; blobs per second. */
