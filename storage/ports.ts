@@ -176,6 +176,14 @@ export class ReadOnlyStoreError extends Error {
   readonly code = 'EROFS';
 }
 
+/**
+ * Thrown by a driver whose service does not answer (PostgreSQL restarting, the S3 store
+ * unreachable): the request answers 503 with this message, and may be retried.
+ */
+export class StoreUnavailableError extends Error {
+  readonly code = 'EUNAVAILABLE';
+}
+
 export interface ManifestRecord {
   digest: string;
   mediaType: string;
