@@ -208,10 +208,10 @@ export class MetadataStore {
     return this.db.transaction((): MissingReference | undefined => {
       const now = Date.now();
       const repoId = this.ensureRepository(m.repository);
-      for (const blob of m.blobs) {
+      for (const blob of m.referencesFetchedLater ? [] : m.blobs) {
         if (!this.s.blobLinkedById.get(repoId, blob.digest)) return { digest: blob.digest, kind: 'blob' };
       }
-      for (const child of m.children) {
+      for (const child of m.referencesFetchedLater ? [] : m.children) {
         if (!this.s.manifestExists.get(repoId, child)) return { digest: child, kind: 'manifest' };
       }
       place();

@@ -208,6 +208,8 @@ export interface NewManifest {
   children: string[];
   /** Tags to point at it, in the same transaction. */
   tags: string[];
+  /** A pull-through cache stores a manifest before the blobs and children it fetches later: skip the check. */
+  referencesFetchedLater?: boolean;
 }
 
 /** What a manifest put found missing; the registry turns it into MANIFEST_BLOB_UNKNOWN. */

@@ -13,6 +13,7 @@ import { parse as parseYaml } from 'yaml';
 import type { AuthConfig } from '../../auth/config.js';
 import { resolveAuthConfig } from '../../auth/config.js';
 import { DEFAULT_GRACE_MS, DEFAULT_UPLOAD_TTL_MS } from '../registry/gc.js';
+import { proxyList, type UpstreamConfig } from '../proxy/config.js';
 import { parseRetentionRules, type RetentionRule } from '../registry/retention.js';
 import {
   ConfigError,
@@ -78,6 +79,8 @@ export interface BerthConfig {
   events: EventsConfig;
   /** Scheduled retention and garbage collection; off unless `interval` is set. */
   gc: { interval?: number; grace: number; deleteUntagged: boolean; uploadTtl: number; retention: RetentionRule[] };
+  /** Pull-through cache: upstream registries served under repository prefixes (src/proxy). */
+  proxy: UpstreamConfig[];
 }
 
 export const DEFAULTS: BerthConfig = {
@@ -90,6 +93,7 @@ export const DEFAULTS: BerthConfig = {
   auth: { mode: 'none' },
   events: { endpoints: [], backoff: 1000, maxBackoff: 5 * 60_000, maxAttempts: 0, batchSize: 50 },
   gc: { grace: DEFAULT_GRACE_MS, deleteUntagged: false, uploadTtl: DEFAULT_UPLOAD_TTL_MS, retention: [] },
+  proxy: [],
 };
 
 const listenAddress = string((s) => (/^(\[[^\]]+\]|[^:[\]]*):\d{1,5}$/.test(s) ? undefined : `expected host:port, got ${JSON.stringify(s)}`));
@@ -139,6 +143,8 @@ const SCHEMA = section({
   }),
   // parseRetentionRules (src/registry/retention.ts) checks the rules.
   gc: section({ interval: duration, grace: duration, deleteUntagged: boolean, uploadTtl: duration, retention: anything }),
+  // src/proxy/config.ts checks the entries.
+  proxy: proxyList,
 });
 
 /** Environment variables and the keys they set. BERTH_CONFIG names the file. */
@@ -232,6 +238,7 @@ function resolve(layers: Layer[]): BerthConfig {
     health: { ...DEFAULTS.health, ...raw.health },
     auth: { ...DEFAULTS.auth, ...(raw.auth as Partial<AuthConfig>) },
     gc: DEFAULTS.gc,
+    proxy: raw.proxy ?? DEFAULTS.proxy,
     events: {
       endpoints: (raw.events?.endpoints ?? []).map((e) => ({
         name: e.name!,

@@ -37,6 +37,7 @@ export class ManifestService {
     contentType: string | undefined,
     body: Buffer,
     extraTags: string[] = [],
+    options: { referencesFetchedLater?: boolean } = {},
   ): Promise<{ digest: string; subject: string | null }> {
     checkName(repository);
     const byDigest = looksLikeDigest(reference);
@@ -68,6 +69,7 @@ export class ManifestService {
           blobs: parsed.blobs,
           children: parsed.children,
           tags,
+          referencesFetchedLater: options.referencesFetchedLater,
         },
         () => this.store.placeSync(temp, digest),
       );

@@ -21,6 +21,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { Db } from '../../storage/db.js';
 import { storageStats } from '../../storage/stats.js';
 import type { Env } from './routes.js';
+import { allProxyMetrics } from '../proxy/metrics.js';
 
 const gcRuns = new Counter({ name: 'berth_gc_runs_total', help: 'Garbage collection runs, by result (ok or error).', labelNames: ['result'] as const, registers: [] });
 const gcFreedBytes = new Counter({ name: 'berth_gc_freed_bytes_total', help: 'Bytes of blob files deleted by garbage collection.', registers: [] });
@@ -80,7 +81,7 @@ export function createMetrics({ db, path }: { db: Db; path?: string }): Metrics 
   const registry = new Registry();
   const registers = [registry];
   collectDefaultMetrics({ register: registry, prefix: 'berth_' });
-  for (const m of [gcRuns, gcFreedBytes, gcDeletedBlobs]) registry.registerMetric(m);
+  for (const m of [gcRuns, gcFreedBytes, gcDeletedBlobs, ...allProxyMetrics]) registry.registerMetric(m);
 
   const labelNames = ['route', 'method', 'status'] as const;
   const requests = new Counter({ name: 'berth_http_requests_total', help: 'HTTP requests answered.', labelNames, registers });

@@ -95,11 +95,11 @@ export function v2Routes(registry: Registry) {
       re: /^\/v2\/(.+)\/blobs\/([^/]+)$/,
       handlers: {
         async HEAD(c, [, name, reference]) {
-          const { digest, size } = blobs.stat(name!, reference!);
+          const { digest, size } = await blobs.stat(name!, reference!);
           return new Response(null, { status: 200, headers: blobHeaders(digest.value, size) });
         },
         async GET(c, [, name, reference]) {
-          const { digest, size } = blobs.stat(name!, reference!);
+          const { digest, size } = await blobs.stat(name!, reference!);
           const range = parseRange(c.req.header('range'), size);
           const out = c.env.outgoing;
           const headers: Record<string, string> = blobHeaders(digest.value, size);
@@ -132,12 +132,12 @@ export function v2Routes(registry: Registry) {
       re: /^\/v2\/(.+)\/manifests\/([^/]+)$/,
       handlers: {
         async GET(c, [, name, reference]) {
-          const m = manifests.resolve(name!, reference!);
+          const m = await manifests.resolve(name!, reference!);
           const bytes = await manifests.content(m);
           return new Response(bytes as unknown as BodyInit, { status: 200, headers: manifestHeaders(m) });
         },
         async HEAD(c, [, name, reference]) {
-          return new Response(null, { status: 200, headers: manifestHeaders(manifests.resolve(name!, reference!)) });
+          return new Response(null, { status: 200, headers: manifestHeaders(await manifests.resolve(name!, reference!)) });
         },
         async PUT(c, [, name, reference]) {
           const body = await readLimited(c.env.incoming, MAX_MANIFEST_BYTES);

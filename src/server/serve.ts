@@ -16,6 +16,7 @@ import type { Env } from './routes.js';
 import { operations, type OperationsOptions } from './operations.js';
 import { recordGcRun } from './metrics.js';
 import { readTls, reloadTls, type TlsFiles } from './tls.js';
+import { enablePullThroughCache, type UpstreamConfig } from '../proxy/index.js';
 
 export interface ServerOptions extends OperationsOptions {
   /** `host:port`; port 0 picks a free one. Default 0.0.0.0:5000. */
@@ -34,6 +35,8 @@ export interface ServerOptions extends OperationsOptions {
   gc?: MaintenanceOptions;
   /** How often blob touches are written (ms); tests shorten it. */
   touchIntervalMs?: number;
+  /** Pull-through cache upstreams (the `proxy:` list, src/proxy). */
+  proxy?: UpstreamConfig[];
 }
 
 export interface RunningServer {
@@ -73,6 +76,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
   const { host, port } = parseListen(options.listen ?? '0.0.0.0:5000');
   const logger = options.logger ?? createLogger();
   const registry = await openRegistry(options.data ?? 'data', { touchIntervalMs: options.touchIntervalMs });
+  const cache = options.proxy?.length ? enablePullThroughCache(registry, options.proxy, logger) : undefined;
   const auth =
     typeof options.auth === 'function'
       ? await options.auth(registry)
@@ -81,11 +85,12 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
         : undefined;
   const ops = operations(registry, logger, options);
   const app = createApp({ registry, logger, auth, operations: ops.app });
+  const fetch = cache ? cache.wrapFetch(app.fetch) : app.fetch;
   const tls = options.tls;
   const server = (
     tls
-      ? createAdaptorServer({ fetch: app.fetch, createServer: createHttpsServer, serverOptions: { ...readTls(tls), highWaterMark: SOCKET_BUFFER } })
-      : createAdaptorServer({ fetch: app.fetch, serverOptions: { highWaterMark: SOCKET_BUFFER } })
+      ? createAdaptorServer({ fetch, createServer: createHttpsServer, serverOptions: { ...readTls(tls), highWaterMark: SOCKET_BUFFER } })
+      : createAdaptorServer({ fetch, serverOptions: { highWaterMark: SOCKET_BUFFER } })
   ) as Server;
   // Large blobs stream for a long time; never time a request out by its total duration.
   server.requestTimeout = 0;
@@ -105,6 +110,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     metricsUrl = await ops.start(parseListen);
   } catch (err) {
     server.close();
+    cache?.close();
     registry.close();
     throw err;
   }
@@ -143,6 +149,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
           clearInterval(sweep);
           await maintenance.stop();
           await ops.stop();
+          cache?.close();
           registry.close();
           resolve();
         });

@@ -271,14 +271,14 @@ export class PostgresMetadataStore implements MetadataStore {
       await this.checkMark(c, m.digest, now);
       const repoId = await this.ensureRepo(c, m.repository, now);
       const blobDigests = m.blobs.map((b) => b.digest);
-      if (blobDigests.length) {
+      if (blobDigests.length && !m.referencesFetchedLater) {
         const linked = new Set(
           (await c.query<{ digest: string }>('SELECT digest FROM repository_blobs WHERE repo_id = $1 AND digest = ANY($2)', [repoId, blobDigests])).rows.map((r) => r.digest),
         );
         const missing = blobDigests.find((d) => !linked.has(d));
         if (missing) return { digest: missing, kind: 'blob' };
       }
-      if (m.children.length) {
+      if (m.children.length && !m.referencesFetchedLater) {
         const present = new Set(
           (await c.query<{ digest: string }>('SELECT digest FROM manifests WHERE repo_id = $1 AND digest = ANY($2)', [repoId, m.children])).rows.map((r) => r.digest),
         );

@@ -104,6 +104,8 @@ export interface RecordingProxy {
   host: string;
   /** `METHOD /path?query` of every request, in order. */
   requests: string[];
+  /** While down, every connection is cut at once (an upstream that is unreachable). */
+  setDown(down: boolean): void;
   close(): Promise<void>;
 }
 
@@ -114,6 +116,10 @@ export interface ProxyOptions {
    */
   dropBlobAfterBytes?: number;
   times?: number;
+  /** Flip one byte in the middle of every blob GET's body (a corrupting upstream). */
+  corruptBlobs?: boolean;
+  /** Headers added to every response (Docker Hub's RateLimit-* ones, say). */
+  extraHeaders?: Record<string, string>;
 }
 
 /**
@@ -123,11 +129,27 @@ export interface ProxyOptions {
 export async function startRecordingProxy(target: string, opts: ProxyOptions = {}): Promise<RecordingProxy> {
   const requests: string[] = [];
   let drops = opts.times ?? 1;
+  let down = false;
   const server = createHttpServer((req, res) => {
+    if (down) {
+      req.socket.destroy();
+      return;
+    }
     requests.push(`${req.method} ${req.url}${req.headers.range ? ` range=${req.headers.range}` : ''}`);
     // Host is passed on unchanged, so the Location headers of uploads point back at the proxy.
     const upstream = request(`${target}${req.url}`, { method: req.method, headers: req.headers }, (up) => {
-      res.writeHead(up.statusCode ?? 502, up.headers);
+      res.writeHead(up.statusCode ?? 502, { ...up.headers, ...opts.extraHeaders });
+      if (opts.corruptBlobs && req.method === 'GET' && /\/blobs\/sha/.test(req.url ?? '')) {
+        const middle = Math.floor(Number(up.headers['content-length'] ?? 0) / 2);
+        let at = 0;
+        up.on('data', (chunk: Buffer) => {
+          if (middle >= at && middle < at + chunk.length) chunk[middle - at] ^= 0xff;
+          at += chunk.length;
+          res.write(chunk);
+        });
+        up.on('end', () => res.end());
+        return;
+      }
       const drop =
         opts.dropBlobAfterBytes !== undefined && drops > 0 && req.method === 'GET' && /\/blobs\/sha/.test(req.url ?? '') &&
         Number(up.headers['content-length'] ?? 0) > opts.dropBlobAfterBytes;
@@ -158,6 +180,10 @@ export async function startRecordingProxy(target: string, opts: ProxyOptions = {
     url: `http://127.0.0.1:${port}`,
     host: `127.0.0.1:${port}`,
     requests,
+    setDown(value) {
+      down = value;
+      if (down) server.closeAllConnections();
+    },
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

@@ -35,10 +35,18 @@ export function sha512(data: Buffer | string): string {
   return `sha512:${createHash('sha512').update(data).digest('hex')}`;
 }
 
-/** Pushes a blob in one POST with its digest; returns the digest. */
+/**
+ * Pushes a blob in one POST with its digest; returns the digest. A registry that opens a
+ * session instead (the reference registry answers 202) gets the bytes in the closing PUT.
+ */
 export async function pushBlob(url: string, repo: string, data: Buffer | string): Promise<string> {
   const digest = sha256(data);
-  const res = await fetch(`${url}/v2/${repo}/blobs/uploads/?digest=${digest}`, { method: 'POST', body: data });
+  let res = await fetch(`${url}/v2/${repo}/blobs/uploads/?digest=${digest}`, { method: 'POST', body: data });
+  if (res.status === 202) {
+    const location = new URL(res.headers.get('location')!, url);
+    location.searchParams.set('digest', digest);
+    res = await fetch(location, { method: 'PUT', body: data });
+  }
   if (res.status !== 201) throw new Error(`push blob: ${res.status} ${await res.text()}`);
   return digest;
 }

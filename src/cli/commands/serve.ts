@@ -45,7 +45,7 @@ export function register(program: Command): void {
         return;
       }
       const logger = createLogger({ level: config.log.level, format: config.log.format });
-      const { listen, data, tls, readOnly, metrics, health, events, auth } = config;
+      const { listen, data, tls, readOnly, metrics, health, events, auth, proxy } = config;
       const gc = {
         intervalMs: config.gc.interval,
         graceMs: config.gc.grace,
@@ -57,7 +57,7 @@ export function register(program: Command): void {
       if (missing.length > 0) {
         logger.warn({ missing }, 'node was started without these flags: large uploads run about a third slower (run `berth serve` or `npm start`, or pass them to node)');
       }
-      const server = await startServer({ listen, data, logger, auth, tls, readOnly, metrics, health, events, gc });
+      const server = await startServer({ listen, data, logger, auth, tls, readOnly, metrics, health, events, gc, proxy });
       logger.info(
         { listen: `${server.host}:${server.port}`, data, url: server.url, readOnly, metrics: metrics.enabled ? (server.metricsUrl ?? `${server.url}${metrics.path}`) : false },
         'berth registry listening',

@@ -1,0 +1,191 @@
+// One upstream registry as the cache sees it: manifests and blobs fetched with the
+// client module's RegistryClient (its auth challenge handling: anonymous and credential
+// Bearer tokens, Basic), the client's Accept list passed on, Docker Hub's rate-limit
+// headers logged and counted, and every failure turned into an error that names the
+// upstream and says why.
+
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import type { ReadableStream } from 'node:stream/web';
+import { pullScope, RegistryClient } from '../client/registry-client.js';
+import { MANIFEST_ACCEPT } from '../client/media-types.js';
+import { RegistryError } from '../registry/errors.js';
+import { MAX_MANIFEST_BYTES } from '../registry/manifest.js';
+import type { Logger } from '../server/logger.js';
+import { upstreamCredentials, type UpstreamConfig } from './config.js';
+import { proxyMetrics } from './metrics.js';
+import { useUpstreamTransport } from './transport.js';
+
+export interface UpstreamManifest {
+  digest: string;
+  mediaType: string;
+  size: number;
+  /** The bytes, for a GET. */
+  bytes?: Buffer;
+}
+
+export interface UpstreamBlob {
+  /** Content-Length, when the upstream sent one. */
+  size?: number;
+  body: Readable;
+}
+
+export class Upstream {
+  readonly prefix: string;
+  private readonly base: string;
+  private readonly client: RegistryClient;
+  private readonly releaseTransport: () => void;
+
+  constructor(
+    readonly config: UpstreamConfig,
+    private readonly logger: Logger,
+  ) {
+    this.prefix = config.prefix;
+    this.base = config.url.replace(/\/+$/, '');
+    const url = new URL(this.base);
+    // Absolute URLs are passed to the client, so its loopback-means-HTTP rule does not apply.
+    this.client = new RegistryClient(url.host, {
+      credentials: upstreamCredentials(config) ?? null,
+      userAgent: 'berth-proxy/0.1',
+    });
+    this.releaseTransport = useUpstreamTransport(this.base, config.caFile);
+  }
+
+  close(): void {
+    this.releaseTransport();
+  }
+
+  /** The upstream's name of a local repository under the prefix (`docker.io/library/x` -> `library/x`). */
+  remoteName(repository: string): string {
+    return repository.slice(this.prefix.length + 1);
+  }
+
+  /**
+   * GET or HEAD of a manifest by tag or digest, with the client's Accept list (so
+   * indexes and artifacts come back as they are); undefined when the upstream has none.
+   */
+  async manifest(method: 'GET' | 'HEAD', repository: string, reference: string, accept: string | undefined): Promise<UpstreamManifest | undefined> {
+    const remote = this.remoteName(repository);
+    const res = await this.send(method, 'manifest', remote, `/v2/${remote}/manifests/${reference}`, { accept: accept || MANIFEST_ACCEPT });
+    this.noteRateLimit(res, remote);
+    if (res.status === 404) {
+      await res.body?.cancel();
+      return undefined;
+    }
+    await this.checkStatus(res, `manifest ${remote}:${reference}`);
+    const mediaType = (res.headers.get('content-type') ?? '').split(';')[0]!.trim();
+    const headerDigest = res.headers.get('docker-content-digest') ?? undefined;
+    if (method === 'HEAD') {
+      await res.body?.cancel();
+      const digest = reference.includes(':') ? reference : headerDigest;
+      if (!digest) throw this.failure(`manifest ${remote}:${reference}`, 'the HEAD answer has no Docker-Content-Digest');
+      return { digest, mediaType, size: Number(res.headers.get('content-length') ?? 0) };
+    }
+    const bytes = await readLimited(res, MAX_MANIFEST_BYTES, () => this.failure(`manifest ${remote}:${reference}`, `larger than ${MAX_MANIFEST_BYTES} bytes`));
+    // The identity of a manifest is the hash of its bytes: a header is only a claim.
+    const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+    const claimed = reference.includes(':') ? reference : headerDigest;
+    if (claimed?.startsWith('sha256:') && claimed !== digest) {
+      throw this.failure(`manifest ${remote}:${reference}`, `its bytes hash to ${digest}, not ${claimed}`);
+    }
+    return { digest, mediaType, size: bytes.length, bytes };
+  }
+
+  /** The size of a blob the upstream repository has; BLOB_UNKNOWN when it has none. */
+  async blobSize(repository: string, digest: string): Promise<number> {
+    const remote = this.remoteName(repository);
+    const res = await this.send('HEAD', 'blob', remote, `/v2/${remote}/blobs/${digest}`, {});
+    await res.body?.cancel();
+    if (res.status === 404) throw this.blobUnknown(digest);
+    await this.checkStatus(res, `blob ${remote}@${digest}`);
+    const length = Number(res.headers.get('content-length'));
+    if (!Number.isSafeInteger(length) || length < 0) throw this.failure(`blob ${remote}@${digest}`, 'the HEAD answer has no Content-Length');
+    return length;
+  }
+
+  /** A blob's bytes as the upstream sends them (the caller verifies the digest). */
+  async blob(repository: string, digest: string): Promise<UpstreamBlob> {
+    const remote = this.remoteName(repository);
+    const res = await this.send('GET', 'blob', remote, `/v2/${remote}/blobs/${digest}`, { 'accept-encoding': 'identity' });
+    if (res.status === 404) {
+      await res.body?.cancel();
+      throw this.blobUnknown(digest);
+    }
+    await this.checkStatus(res, `blob ${remote}@${digest}`);
+    const length = res.headers.get('content-length');
+    const body = Readable.fromWeb(res.body as ReadableStream);
+    body.on('data', (chunk: Buffer) => proxyMetrics.upstreamBytes.inc({ upstream: this.prefix }, chunk.length));
+    return { size: length === null ? undefined : Number(length), body };
+  }
+
+  private blobUnknown(digest: string): RegistryError {
+    return new RegistryError('BLOB_UNKNOWN', `blob unknown to registry and to the upstream ${this.describe()}`, { digest });
+  }
+
+  describe(): string {
+    return `${this.prefix} (${this.base})`;
+  }
+
+  private async send(method: string, kind: string, remote: string, path: string, headers: Record<string, string>): Promise<Response> {
+    try {
+      const res = await this.client.request(method, `${this.base}${path}`, { scopes: [pullScope(remote)], headers, what: `${kind} ${remote}` });
+      proxyMetrics.upstreamRequests.inc({ upstream: this.prefix, kind, method, status: String(res.status) });
+      return res;
+    } catch (err) {
+      proxyMetrics.upstreamRequests.inc({ upstream: this.prefix, kind, method, status: 'error' });
+      if (err instanceof RegistryError) throw err;
+      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+      throw this.failure(`${kind} ${remote}`, cause?.code ?? cause?.message ?? (err as Error).message);
+    }
+  }
+
+  private async checkStatus(res: Response, what: string): Promise<void> {
+    if (res.ok) return;
+    const text = await res.text().catch(() => '');
+    const detail = text.trim().slice(0, 200);
+    if (res.status === 429) {
+      throw new RegistryError('TOOMANYREQUESTS', `the upstream ${this.describe()} refused ${what}: too many requests${detail ? ` (${detail})` : ''}`, undefined, {
+        headers: res.headers.get('retry-after') ? { 'Retry-After': res.headers.get('retry-after')! } : {},
+      });
+    }
+    const why = res.status === 401 || res.status === 403
+      ? `${res.status}: the upstream refused the proxy's credentials (username/password of this proxy entry)`
+      : `${res.status}${detail ? `: ${detail}` : ''}`;
+    throw this.failure(what, why);
+  }
+
+  /** The upstream failed or cannot be reached: 502, naming it and the reason. */
+  failure(what: string, why: string): RegistryError {
+    return new RegistryError('UNKNOWN', `the upstream ${this.describe()} could not be asked for ${what}: ${why}`, { upstream: this.prefix }, { status: 502 });
+  }
+
+  /** Docker Hub's `RateLimit-Limit: 100;w=21600` and `RateLimit-Remaining: 76;w=21600`. */
+  private noteRateLimit(res: Response, remote: string): void {
+    const limit = parseLimit(res.headers.get('ratelimit-limit'));
+    const remaining = parseLimit(res.headers.get('ratelimit-remaining'));
+    if (limit === undefined && remaining === undefined) return;
+    if (limit !== undefined) proxyMetrics.rateLimit.set({ upstream: this.prefix }, limit);
+    if (remaining !== undefined) proxyMetrics.rateRemaining.set({ upstream: this.prefix }, remaining);
+    this.logger.info({ upstream: this.prefix, repository: remote, rateLimit: limit, rateRemaining: remaining, source: res.headers.get('docker-ratelimit-source') ?? undefined }, 'upstream rate limit');
+  }
+}
+
+function parseLimit(header: string | null): number | undefined {
+  const m = header && /^\s*(\d+)/.exec(header);
+  return m ? Number(m[1]) : undefined;
+}
+
+async function readLimited(res: Response, limit: number, tooLarge: () => Error): Promise<Buffer> {
+  if (Number(res.headers.get('content-length') ?? 0) > limit) {
+    await res.body?.cancel();
+    throw tooLarge();
+  }
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+    total += chunk.length;
+    if (total > limit) throw tooLarge();
+    chunks.push(Buffer.from(chunk));
+  }
+  return Buffer.concat(chunks);
+}

@@ -1,0 +1,291 @@
+// The pull-through cache (src/proxy) against real upstreams on loopback, proxied at
+// once: the reference registry (docker-registry, anonymous) behind a recording proxy
+// that counts its requests, a second Berth with token auth (credentials, and anonymous
+// pull), a Berth with Basic auth, and a proxy that flips a byte of every blob.
+
+import { readdir, readFile, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createUser } from '../auth/accounts.js';
+import { UserStore } from '../storage/users.js';
+import { collectGarbage } from '../src/registry/gc.js';
+import { buildBusyboxImage, buildMultiPlatformIndex, e2eTools, skopeo, tempDir, type BuiltManifestImage } from './helpers/images.js';
+import { startRecordingProxy, startReferenceRegistry, type RecordingProxy, type ReferenceRegistry } from './helpers/reference-registry.js';
+import { errorCode, imageManifest, pushBlob, pushImage, putManifest, sha256, startTestServer, type TestServer } from './helpers/server.js';
+
+const hasTools = e2eTools('docker-registry', 'skopeo', 'umoci', 'busybox');
+
+describe.skipIf(!hasTools)('pull-through cache', () => {
+  let work: string;
+  let reference: ReferenceRegistry;
+  /** In front of the reference registry: counts requests, can go down. */
+  let hub: RecordingProxy;
+  /** In front of the reference registry: flips a byte of every blob. */
+  let corrupting: RecordingProxy;
+  let tokenUpstream: TestServer;
+  let tokenRecorder: RecordingProxy;
+  let basicUpstream: TestServer;
+  let cache: TestServer;
+  let cacheHost: string;
+  let busybox: BuiltManifestImage;
+
+  const creds = (user: string) => ['--dest-creds', `${user}:${user}-password`];
+
+  beforeAll(async () => {
+    work = await tempDir('berth-proxy-');
+    reference = await startReferenceRegistry();
+    hub = await startRecordingProxy(reference.url, { extraHeaders: { 'RateLimit-Limit': '100;w=21600', 'RateLimit-Remaining': '76;w=21600' } });
+    corrupting = await startRecordingProxy(reference.url, { corruptBlobs: true });
+    tokenUpstream = await startTestServer({ auth: { mode: 'token', anonymousPull: true } });
+    tokenRecorder = await startRecordingProxy(tokenUpstream.url);
+    basicUpstream = await startTestServer({ auth: { mode: 'basic' } });
+    for (const server of [tokenUpstream, basicUpstream]) {
+      await createUser(new UserStore(server.registry.db), { name: 'root', password: 'root-password', admin: true, groups: [] });
+    }
+    busybox = await buildBusyboxImage(join(work, 'layout'), { tag: '1.36' });
+    await skopeo('copy', '--quiet', '--dest-tls-verify=false', busybox.skopeoRef, `docker://${reference.host}/library/busybox:1.36`);
+    for (const server of [tokenUpstream, basicUpstream]) {
+      const host = server.url.replace('http://', '');
+      await skopeo('copy', '--quiet', '--dest-tls-verify=false', ...creds('root'), busybox.skopeoRef, `docker://${host}/team/busybox:1.36`);
+    }
+    cache = await startTestServer({
+      proxy: [
+        { prefix: 'docker.io', url: hub.url, tagTtl: 3_600_000 },
+        { prefix: 'ghcr.io', url: tokenRecorder.url, username: 'root', password: 'root-password', tagTtl: 3_600_000 },
+        { prefix: 'anon.example', url: tokenUpstream.url, tagTtl: 3_600_000 },
+        { prefix: 'basic.example', url: basicUpstream.url, username: 'root', password: 'root-password', tagTtl: 3_600_000 },
+        { prefix: 'corrupt.example', url: corrupting.url, tagTtl: 3_600_000 },
+        { prefix: 'quick.example', url: reference.url, tagTtl: 1000 },
+        { prefix: 'small.example', url: reference.url, tagTtl: 3_600_000, maxBytes: 3500 },
+      ],
+    });
+    cacheHost = cache.url.replace('http://', '');
+  }, 120_000);
+
+  afterAll(async () => {
+    await cache?.destroy();
+    for (const p of [hub, corrupting, tokenRecorder]) await p?.close();
+    await tokenUpstream?.destroy();
+    await basicUpstream?.destroy();
+    await reference?.close();
+    if (work) await rm(work, { recursive: true, force: true });
+  });
+
+  /** Copies `ref` (a docker:// reference) into a fresh OCI layout; returns the directory. */
+  async function pullToLayout(ref: string, ...args: string[]): Promise<string> {
+    const dir = await tempDir('berth-proxy-pull-');
+    await skopeo('copy', '--quiet', '--src-tls-verify=false', ...args, ref, `oci:${dir}:x`);
+    return dir;
+  }
+
+  /** Every file of a layout, by relative path. */
+  async function layoutFiles(dir: string): Promise<Map<string, Buffer>> {
+    const out = new Map<string, Buffer>();
+    for (const name of await readdir(join(dir, 'blobs', 'sha256'))) out.set(name, await readFile(join(dir, 'blobs', 'sha256', name)));
+    out.set('index.json', await readFile(join(dir, 'index.json')));
+    return out;
+  }
+
+  it('serves a first pull from each upstream byte for byte as the upstream has it (skopeo)', async () => {
+    const direct = await layoutFiles(await pullToLayout(`docker://${reference.host}/library/busybox:1.36`));
+    for (const ref of ['docker.io/library/busybox:1.36', 'ghcr.io/team/busybox:1.36', 'anon.example/team/busybox:1.36', 'basic.example/team/busybox:1.36']) {
+      const cached = await layoutFiles(await pullToLayout(`docker://${cacheHost}/${ref}`));
+      expect([...cached.keys()].sort(), ref).toEqual([...direct.keys()].sort());
+      for (const [name, bytes] of direct) expect(cached.get(name)!.equals(bytes), `${ref}: ${name}`).toBe(true);
+    }
+    // The credential token flow: the token Berth saw the proxy's requests with a token.
+    expect(tokenRecorder.requests.some((r) => r.startsWith('GET /v2/team/busybox/manifests/1.36'))).toBe(true);
+  }, 120_000);
+
+  it('serves cached images with the upstream down, and names the upstream for what it never cached', async () => {
+    await pullToLayout(`docker://${cacheHost}/docker.io/library/busybox:1.36`);
+    const before = hub.requests.length;
+    hub.setDown(true);
+    try {
+      const again = await layoutFiles(await pullToLayout(`docker://${cacheHost}/docker.io/library/busybox:1.36`));
+      expect(again.size).toBeGreaterThan(2);
+      expect(hub.requests.length).toBe(before);
+      const res = await fetch(`${cache.url}/v2/docker.io/library/never-cached/manifests/latest`);
+      expect(res.status).toBe(502);
+      const body = (await res.json()) as { errors: { code: string; message: string }[] };
+      expect(body.errors[0]!.message).toMatch(new RegExp(`upstream docker\\.io \\(${hub.url.replace(/[.]/g, '\\.')}\\).*ECONNREFUSED|ECONNRESET|UND_ERR_SOCKET|other side closed`));
+      expect(body.errors[0]!.message).toContain('docker.io');
+    } finally {
+      hub.setDown(false);
+    }
+  }, 60_000);
+
+  it('sees a tag moved upstream after tagTtl and not before', async () => {
+    const one = await pushImage(reference.url, 'moving/app', 'v1', 'first');
+    const get = async () => (await fetch(`${cache.url}/v2/quick.example/moving/app/manifests/v1`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } })).headers.get('docker-content-digest');
+    expect(await get()).toBe(one.digest);
+    const two = await pushImage(reference.url, 'moving/app', 'v1', 'second');
+    expect(await get()).toBe(one.digest);
+    await sleep(1100); // tagTtl is 1s: time itself is the event here
+    expect(await get()).toBe(two.digest);
+  });
+
+  it('makes one upstream fetch per blob for ten concurrent pulls of an uncached image', async () => {
+    const image = await pushImage(reference.url, 'library/concurrent', 'latest', 'ten-clients');
+    const pull = async () => {
+      const m = await fetch(`${cache.url}/v2/docker.io/library/concurrent/manifests/latest`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } });
+      const manifest = Buffer.from(await m.arrayBuffer());
+      expect(sha256(manifest)).toBe(image.digest);
+      const parsed = JSON.parse(manifest.toString()) as { config: { digest: string }; layers: { digest: string }[] };
+      for (const d of [parsed.config, ...parsed.layers].map((x) => x.digest)) {
+        const b = await fetch(`${cache.url}/v2/docker.io/library/concurrent/blobs/${d}`);
+        expect(b.status).toBe(200);
+        expect(sha256(Buffer.from(await b.arrayBuffer()))).toBe(d);
+      }
+    };
+    await Promise.all(Array.from({ length: 10 }, pull));
+    const gets = (path: string) => hub.requests.filter((r) => r === `GET /v2/library/concurrent/${path}`).length;
+    expect(gets('manifests/latest')).toBe(1);
+    for (const d of [sha256(image.config), ...image.layers.map(sha256)]) expect(gets(`blobs/${d}`), d).toBe(1);
+  });
+
+  it('stores nothing and fails the request when the upstream sends a corrupted blob', async () => {
+    // Large enough to stream in many chunks: the client gets most bytes before the check fails.
+    const data = Buffer.alloc(3 << 20, 'corrupted on the way ');
+    const layer = await pushBlob(reference.url, 'bad/bytes', data);
+    const res = await fetch(`${cache.url}/v2/corrupt.example/bad/bytes/blobs/${layer}`);
+    expect(res.status).toBe(200);
+    await expect(res.arrayBuffer()).rejects.toThrow(/terminated/);
+    const path = join(cache.dataDir, 'blobs', 'sha256', layer.slice(7, 9), layer.slice(7));
+    expect(existsSync(path)).toBe(false);
+    expect(await readdir(join(cache.dataDir, 'uploads'))).toEqual([]);
+    // The same bytes through an honest upstream are stored and served.
+    const good = await fetch(`${cache.url}/v2/docker.io/bad/bytes/blobs/${layer}`);
+    expect(Buffer.from(await good.arrayBuffer()).equals(data)).toBe(true);
+    expect(existsSync(path)).toBe(true);
+  });
+
+  it('refuses a push into a proxied prefix with DENIED, while a push elsewhere works', async () => {
+    const res = await fetch(`${cache.url}/v2/docker.io/library/mine/blobs/uploads/`, { method: 'POST' });
+    expect(res.status).toBe(403);
+    const body = (await res.json()) as { errors: { code: string; message: string }[] };
+    expect(body.errors[0]!.code).toBe('DENIED');
+    expect(body.errors[0]!.message).toContain('pull-through cache');
+    const manifest = imageManifest(Buffer.from('{}'), []);
+    const put = await fetch(`${cache.url}/v2/ghcr.io/team/app/manifests/1`, { method: 'PUT', headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' }, body: manifest });
+    expect(put.status).toBe(403);
+    expect(await errorCode(put)).toBe('DENIED');
+    await expect(skopeo('copy', '--quiet', '--dest-tls-verify=false', busybox.skopeoRef, `docker://${cacheHost}/docker.io/library/mine:1`)).rejects.toThrow(/denied|pull-through cache/i);
+    await skopeo('copy', '--quiet', '--dest-tls-verify=false', busybox.skopeoRef, `docker://${cacheHost}/local/busybox:1`);
+    await pushImage(cache.url, 'local/app', 'v1', 'a local push');
+  }, 60_000);
+
+  it('forwards the Accept list: a multi-platform index keeps its digest', async () => {
+    const index = await buildMultiPlatformIndex(join(work, 'multi'));
+    await skopeo('copy', '--quiet', '--all', '--dest-tls-verify=false', index.skopeoRef, `docker://${reference.host}/library/multi:1`);
+    const digest = (await skopeo('inspect', '--raw', '--tls-verify=false', `docker://${cacheHost}/docker.io/library/multi:1`)).trim();
+    expect(sha256(digest)).toBe(index.digest);
+    const dir = await pullToLayout(`docker://${cacheHost}/docker.io/library/multi:1`, '--all');
+    expect(JSON.parse(await readFile(join(dir, 'index.json'), 'utf8')).manifests[0].digest).toBe(index.digest);
+  }, 120_000);
+
+  it('mirrors without the prefix: ?ns=docker.io (containerd) and library/ names (docker registry-mirrors)', async () => {
+    const image = await pushImage(reference.url, 'library/mirrored', 'latest', 'mirror');
+    const accept = { accept: 'application/vnd.oci.image.manifest.v1+json' };
+    const ns = await fetch(`${cache.url}/v2/library/mirrored/manifests/latest?ns=docker.io`, { headers: accept });
+    expect(ns.headers.get('docker-content-digest')).toBe(image.digest);
+    const layer = sha256(image.layers[0]!);
+    const blob = await fetch(`${cache.url}/v2/library/mirrored/blobs/${layer}`);
+    expect(Buffer.from(await blob.arrayBuffer()).equals(image.layers[0]!)).toBe(true);
+    // Both landed in the cache's repository under its prefix.
+    const catalog = (await (await fetch(`${cache.url}/v2/_catalog`)).json()) as { repositories: string[] };
+    expect(catalog.repositories).toContain('docker.io/library/mirrored');
+    expect(catalog.repositories).not.toContain('library/mirrored');
+  });
+
+  it('logs and exposes Docker Hub rate-limit headers as metrics', async () => {
+    const text = await (await fetch(`${cache.url}/metrics`)).text();
+    expect(text).toMatch(/berth_proxy_ratelimit_limit\{upstream="docker.io"\} 100/);
+    expect(text).toMatch(/berth_proxy_ratelimit_remaining\{upstream="docker.io"\} 76/);
+    expect(text).toMatch(/berth_proxy_upstream_requests_total\{upstream="docker.io",kind="blob",method="GET",status="200"\}/);
+  });
+
+  it('evicts the least recently pulled image over maxBytes, never what a local tag holds, and counts the cache in usage', async () => {
+    const images: Record<string, Awaited<ReturnType<typeof pushImage>>> = {};
+    for (const name of ['a', 'b', 'c']) images[name] = await pushImage(reference.url, `cap/${name}`, '1', `image ${name} `.repeat(40));
+    const pullAll = async (name: string) => {
+      const image = images[name]!;
+      await (await fetch(`${cache.url}/v2/small.example/cap/${name}/manifests/1`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } })).arrayBuffer();
+      for (const d of [sha256(image.config), ...image.layers.map(sha256)]) {
+        expect((await fetch(`${cache.url}/v2/small.example/cap/${name}/blobs/${d}`)).status).toBe(200);
+      }
+    };
+    await pullAll('a');
+    await pullAll('b');
+    // A local copy of b, by mount: its tag must keep the blobs whatever the cache evicts.
+    const b = images.b!;
+    for (const d of [sha256(b.config), ...b.layers.map(sha256)]) {
+      expect((await fetch(`${cache.url}/v2/kept/b/blobs/uploads/?mount=${d}&from=small.example/cap/b`, { method: 'POST' })).status).toBe(201);
+    }
+    await putManifest(cache.url, 'kept/b', '1', b.manifest);
+    await pullAll('a'); // a is now more recent than b
+    await sleep(1100); // pull times are written once a second
+    await pullAll('c');
+    const usage = async () => ((await (await fetch(`${cache.url}/v2/_berth/usage`)).json()) as { repositories: { repository: string; total: number }[] }).repositories;
+    // Eviction runs after the fill, off the request path.
+    let names: string[] = [];
+    for (let i = 0; i < 100; i++) {
+      const tags = await fetch(`${cache.url}/v2/small.example/cap/b/tags/list`);
+      names = tags.status === 200 ? ((await tags.json()) as { tags: string[] }).tags : [];
+      if (names.length === 0) break;
+      await sleep(20);
+    }
+    expect(names).toEqual([]);
+    const listed = await usage();
+    expect(listed.map((r) => r.repository)).toEqual(expect.arrayContaining(['small.example/cap/a', 'small.example/cap/c', 'kept/b']));
+    const cached = listed.filter((r) => r.repository.startsWith('small.example/')).reduce((n, r) => n + r.total, 0);
+    expect(cached).toBeGreaterThan(0);
+    expect(cached).toBeLessThanOrEqual(3500);
+    const catalog = (await (await fetch(`${cache.url}/v2/_catalog`)).json()) as { repositories: string[] };
+    expect(catalog.repositories).toEqual(expect.arrayContaining(['small.example/cap/a', 'small.example/cap/c']));
+    expect(catalog.repositories).not.toContain('small.example/cap/b');
+    // A collection frees nothing the local tag holds.
+    await collectGarbage(cache.registry.db, cache.registry.store, { graceMs: 0, settleMs: 0 });
+    for (const d of [sha256(b.config), ...b.layers.map(sha256)]) {
+      const res = await fetch(`${cache.url}/v2/kept/b/blobs/${d}`);
+      expect(res.status, d).toBe(200);
+      await res.arrayBuffer();
+    }
+  }, 30_000);
+});
+
+describe.skipIf(!hasTools)('pull-through cache behind access control', () => {
+  let reference: ReferenceRegistry;
+  let recorder: RecordingProxy;
+  let cache: TestServer;
+
+  beforeAll(async () => {
+    reference = await startReferenceRegistry();
+    recorder = await startRecordingProxy(reference.url);
+    await pushImage(reference.url, 'library/guarded', 'latest', 'guarded');
+    cache = await startTestServer({ auth: { mode: 'token' }, proxy: [{ prefix: 'docker.io', url: recorder.url, tagTtl: 3_600_000 }] });
+    await createUser(new UserStore(cache.registry.db), { name: 'alice', password: 'alice-password', admin: false, groups: [] });
+  }, 60_000);
+  afterAll(async () => {
+    await cache?.destroy();
+    await recorder?.close();
+    await reference?.close();
+  });
+
+  it('lets only clients with pull rights trigger an upstream fetch', async () => {
+    const anonymous = await fetch(`${cache.url}/v2/docker.io/library/guarded/manifests/latest`);
+    expect(anonymous.status).toBe(401);
+    expect(recorder.requests).toEqual([]);
+    const token = await fetch(`${cache.url}/auth/token?service=berth-registry&scope=repository:docker.io/library/guarded:pull`, {
+      headers: { authorization: `Basic ${Buffer.from('alice:alice-password').toString('base64')}` },
+    });
+    const { token: bearer } = (await token.json()) as { token: string };
+    const res = await fetch(`${cache.url}/v2/docker.io/library/guarded/manifests/latest`, {
+      headers: { authorization: `Bearer ${bearer}`, accept: 'application/vnd.oci.image.manifest.v1+json' },
+    });
+    expect(res.status).toBe(200);
+    expect(recorder.requests).toContain('GET /v2/library/guarded/manifests/latest');
+  });
+});
