@@ -25,6 +25,9 @@ export const TOOLS = {
   unshare: '/usr/bin/unshare',
   openssl: '/usr/bin/openssl',
   podman: '/usr/bin/podman',
+  // containerd's daemon and client (Debian: containerd), for mirror tests
+  containerd: '/usr/bin/containerd',
+  ctr: '/usr/bin/ctr',
   // the scale-out drivers' real services (Debian: postgresql, ceph-mon ceph-osd radosgw)
   postgres: '/usr/lib/postgresql/15/bin/postgres',
   'ceph-mon': '/usr/bin/ceph-mon',
