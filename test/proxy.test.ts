@@ -3,7 +3,9 @@
 // that counts its requests, a second Berth with token auth (credentials, and anonymous
 // pull), a Berth with Basic auth, and a proxy that flips a byte of every blob.
 
+import { execFile } from 'node:child_process';
 import { readdir, readFile, rm } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -17,6 +19,7 @@ import { buildBusyboxImage, buildMultiPlatformIndex, e2eTools, skopeo, tempDir, 
 import { startRecordingProxy, startReferenceRegistry, type RecordingProxy, type ReferenceRegistry } from './helpers/reference-registry.js';
 import { errorCode, imageManifest, pushBlob, pushImage, putManifest, sha256, startTestServer, type TestServer } from './helpers/server.js';
 
+const run = promisify(execFile);
 const hasTools = e2eTools('docker-registry', 'skopeo', 'umoci', 'busybox');
 
 describe.skipIf(!hasTools)('pull-through cache', () => {
@@ -308,5 +311,45 @@ describe.skipIf(!hasTools)('pull-through cache behind access control', () => {
     });
     expect(res.status).toBe(200);
     expect(recorder.requests).toContain('GET /v2/library/guarded/manifests/latest');
+  });
+});
+
+describe.skipIf(!e2eTools('openssl', 'skopeo', 'umoci', 'busybox'))('pull-through cache of an HTTPS upstream', () => {
+  let work: string;
+  let upstream: TestServer;
+  let cache: TestServer;
+  let image: BuiltManifestImage;
+
+  beforeAll(async () => {
+    work = await tempDir('berth-proxy-tls-');
+    const cert = join(work, 'upstream.crt');
+    const key = join(work, 'upstream.key');
+    await run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '2', '-subj', '/CN=127.0.0.1',
+      '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost', '-keyout', key, '-out', cert]);
+    upstream = await startTestServer({ tls: { cert, key } });
+    const port = new URL(upstream.url).port;
+    image = await buildBusyboxImage(join(work, 'layout'));
+    await skopeo('copy', '--quiet', '--dest-tls-verify=false', image.skopeoRef, `docker://127.0.0.1:${port}/library/busybox:latest`);
+    cache = await startTestServer({
+      proxy: [
+        { prefix: 'trusted.example', url: `https://127.0.0.1:${port}`, caFile: cert, tagTtl: 3_600_000 },
+        { prefix: 'untrusted.example', url: `https://localhost:${port}`, tagTtl: 3_600_000 },
+      ],
+    });
+  }, 60_000);
+  afterAll(async () => {
+    await cache?.destroy();
+    await upstream?.destroy();
+    if (work) await rm(work, { recursive: true, force: true });
+  });
+
+  it('trusts the upstream through its caFile, besides the system CAs, and says why otherwise', async () => {
+    const accept = { accept: 'application/vnd.oci.image.manifest.v1+json' };
+    const trusted = await fetch(`${cache.url}/v2/trusted.example/library/busybox/manifests/latest`, { headers: accept });
+    expect(trusted.status).toBe(200);
+    expect(trusted.headers.get('docker-content-digest')).toBe(image.digest);
+    const untrusted = await fetch(`${cache.url}/v2/untrusted.example/library/busybox/manifests/latest`, { headers: accept });
+    expect(untrusted.status).toBe(502);
+    expect(((await untrusted.json()) as { errors: { message: string }[] }).errors[0]!.message).toMatch(/untrusted\.example.*(SELF_SIGNED|self.signed|certificate)/i);
   });
 });
