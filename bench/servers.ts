@@ -109,8 +109,8 @@ function berthMain(): string {
   return fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 }
 
-/** Starts Berth in `<root>/<dirName>`. */
-export async function startBerth(root: string, logs: LogOptions, cpuProfileDir?: string, dirName = 'berth'): Promise<Target> {
+/** Starts Berth in `<root>/<dirName>`, with `serveArgs` added to `berth serve`'s. */
+export async function startBerth(root: string, logs: LogOptions, cpuProfileDir?: string, dirName = 'berth', serveArgs: string[] = []): Promise<Target> {
   const dir = join(root, dirName);
   await mkdir(dir, { recursive: true });
   const main = berthMain();
@@ -126,6 +126,7 @@ export async function startBerth(root: string, logs: LogOptions, cpuProfileDir?:
       `127.0.0.1:${port}`,
       '--data',
       join(dir, 'data'),
+      ...serveArgs,
     ],
     env: { ...process.env, BERTH_LOG_LEVEL: logs.quiet ? 'warn' : 'info' },
   }));

@@ -70,6 +70,7 @@ describe.skipIf(!hasTools)('pull-through cache', () => {
         { prefix: 'corrupt.example', url: corrupting.url, tagTtl: 3_600_000 },
         { prefix: 'quick.example', url: reference.url, tagTtl: 1000 },
         { prefix: 'small.example', url: reference.url, tagTtl: 3_600_000, maxBytes: 3500 },
+        { prefix: 'idle.example', url: reference.url, tagTtl: 3_600_000, idleFor: 1000 },
       ],
     });
     cacheHost = cache.url.replace('http://', '');
@@ -278,6 +279,35 @@ describe.skipIf(!hasTools)('pull-through cache', () => {
       await res.arrayBuffer();
     }
   }, 30_000);
+
+  it('evicts images not pulled for idleFor', async () => {
+    const old = await pushImage(reference.url, 'idle/old', '1', 'pulled long ago');
+    const fresh = await pushImage(reference.url, 'idle/fresh', '1', 'pulled just now');
+    const pull = async (repo: string) => (await fetch(`${cache.url}/v2/idle.example/${repo}/manifests/1`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } })).headers.get('docker-content-digest');
+    expect(await pull('idle/old')).toBe(old.digest);
+    await sleep(2100); // idleFor is 1s, and pull times are written once a second
+    expect(await pull('idle/fresh')).toBe(fresh.digest); // a fill: the cache is checked after it
+    let catalog: string[] = [];
+    for (let i = 0; i < 100; i++) {
+      catalog = ((await (await fetch(`${cache.url}/v2/_catalog`)).json()) as { repositories: string[] }).repositories;
+      if (!catalog.includes('idle.example/idle/old')) break;
+      await sleep(20);
+    }
+    expect(catalog).not.toContain('idle.example/idle/old');
+    expect(catalog).toContain('idle.example/idle/fresh');
+  });
+
+  it('lets a cached image be deleted, and fetches it again on the next pull', async () => {
+    const image = await pushImage(reference.url, 'purge/me', 'latest', 'purged and fetched again');
+    const url = `${cache.url}/v2/docker.io/purge/me/manifests`;
+    const accept = { accept: 'application/vnd.oci.image.manifest.v1+json' };
+    expect((await fetch(`${url}/latest`, { headers: accept })).status).toBe(200);
+    expect((await fetch(`${url}/${image.digest}`, { method: 'DELETE' })).status).toBe(202);
+    const fetches = () => hub.requests.filter((r) => r === 'GET /v2/purge/me/manifests/latest').length;
+    expect(fetches()).toBe(1);
+    expect((await fetch(`${url}/latest`, { headers: accept })).headers.get('docker-content-digest')).toBe(image.digest);
+    expect(fetches()).toBe(2);
+  });
 });
 
 describe.skipIf(!hasTools)('pull-through cache behind access control', () => {

@@ -82,6 +82,7 @@ export function proxiedBlobs(inner: BlobService, hooks: ProxyHooks, logger: Logg
       for await (const chunk of body) {
         if (held && !clientGone) clientGone = !(await writeTo(client!.out, held));
         held = chunk as Buffer;
+        proxyMetrics.upstreamBytes.inc({ upstream: upstream.prefix }, held.length);
         if (!toStore.write(chunk)) await Promise.race([once(toStore, 'drain'), committed]);
       }
       toStore.end();

@@ -114,7 +114,6 @@ export class Upstream {
     await this.checkStatus(res, `blob ${remote}@${digest}`);
     const length = res.headers.get('content-length');
     const body = Readable.fromWeb(res.body as ReadableStream);
-    body.on('data', (chunk: Buffer) => proxyMetrics.upstreamBytes.inc({ upstream: this.prefix }, chunk.length));
     return { size: length === null ? undefined : Number(length), body };
   }
 
