@@ -10,11 +10,46 @@ const PARALLELISM = 1;
 const KEY_LENGTH = 32;
 const SALT_LENGTH = 16;
 
-function derive(password: string, salt: Buffer, logN: number, r: number, p: number): Promise<Buffer> {
+/**
+ * Hashes run at once. scrypt runs on libuv's thread pool (4 threads unless
+ * UV_THREADPOOL_SIZE says otherwise), which file reads and writes share: with every
+ * thread hashing, a blob GET waited seconds behind a login flood. Two leave the others to
+ * the data path, and bound the memory too (32 MiB per hash).
+ */
+const MAX_HASHING = 2;
+/** Hashes waiting for a thread (about 75 ms each): beyond this a login is refused at once. */
+const MAX_WAITING = 16;
+
+/** Thrown when the hash queue is full; the caller answers "busy, retry" instead of waiting. */
+export class HashQueueFullError extends Error {
+  constructor() {
+    super('too many password checks in progress');
+  }
+}
+
+let hashing = 0;
+const waiting: (() => void)[] = [];
+
+/** Whether a hash asked for now would be refused with HashQueueFullError. */
+export function hashQueueFull(): boolean {
+  return hashing >= MAX_HASHING && waiting.length >= MAX_WAITING;
+}
+
+async function derive(password: string, salt: Buffer, logN: number, r: number, p: number): Promise<Buffer> {
+  if (hashQueueFull()) throw new HashQueueFullError();
+  if (hashing < MAX_HASHING) hashing++;
+  else await new Promise<void>((resolve) => waiting.push(resolve));
   const options: ScryptOptions = { N: 2 ** logN, r, p, maxmem: 256 * 2 ** logN * r * p };
-  return new Promise((resolve, reject) => {
-    scrypt(password.normalize('NFC'), salt, KEY_LENGTH, options, (err, key) => (err ? reject(err) : resolve(key)));
-  });
+  try {
+    return await new Promise((resolve, reject) => {
+      scrypt(password.normalize('NFC'), salt, KEY_LENGTH, options, (err, key) => (err ? reject(err) : resolve(key)));
+    });
+  } finally {
+    // Hand the slot straight to the next in line, or free it.
+    const next = waiting.shift();
+    if (next) next();
+    else hashing--;
+  }
 }
 
 export async function hashPassword(password: string): Promise<string> {

@@ -4,7 +4,7 @@
 // issuer are verified with that issuer's configured key or JWKS instead.
 
 import { randomUUID, type KeyObject } from 'node:crypto';
-import { SignJWT, decodeJwt, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { SignJWT, decodeJwt, decodeProtectedHeader, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import type { SigningKey } from './keys.js';
 import type { AccessEntry } from './scope.js';
 
@@ -62,9 +62,10 @@ export class TokenIssuer {
     return { token, expiresIn: this.settings.ttlSeconds, issuedAt: new Date(now * 1000).toISOString() };
   }
 
-  async refresh(subject: string): Promise<string> {
+  /** `password` (a fingerprint of the password hash) ties the token to the password it was issued under. */
+  async refresh(subject: string, password: string): Promise<string> {
     const now = Math.floor(Date.now() / 1000);
-    return this.sign({}, subject, refreshAudience(this.settings.issuer), now, this.settings.refreshTtlSeconds);
+    return this.sign({ pwd: password }, subject, refreshAudience(this.settings.issuer), now, this.settings.refreshTtlSeconds);
   }
 
   private sign(claims: JWTPayload, subject: string, audience: string, now: number, ttl: number): Promise<string> {
@@ -84,33 +85,38 @@ export class TokenIssuer {
 export class TokenVerifier {
   constructor(
     private readonly key: SigningKey,
-    private readonly issuer: string,
-    private readonly service: string,
+    private readonly settings: TokenSettings,
     private readonly external: readonly ExternalIssuer[] = [],
   ) {}
 
   async verifyAccess(token: string): Promise<VerifiedToken> {
     const claimedIssuer = unverifiedIssuer(token);
-    const own = claimedIssuer === this.issuer;
+    const own = claimedIssuer === this.settings.issuer;
     const external = own ? undefined : this.external.find((e) => e.issuer === claimedIssuer);
     if (!own && !external) throw new InvalidTokenError('token from an unknown issuer');
-    const payload = await verify(token, own ? this.key.publicKey : external!.key, {
-      issuer: claimedIssuer,
-      audience: this.service,
-      algorithms: own ? [this.key.alg] : ASYMMETRIC_ALGORITHMS,
-    });
+    const payload = own
+      ? await this.verifyOwn(token, this.settings.service, this.settings.ttlSeconds)
+      : await verify(token, external!.key, { issuer: claimedIssuer, audience: this.settings.service, algorithms: ASYMMETRIC_ALGORITHMS });
     return { issuer: claimedIssuer, subject: payload.sub ?? '', access: accessClaim(payload.access), own };
   }
 
-  /** Verifies one of our refresh tokens; returns its subject and when it was issued (seconds). */
-  async verifyRefresh(token: string): Promise<{ subject: string; issuedAt: number }> {
-    const payload = await verify(token, this.key.publicKey, {
-      issuer: this.issuer,
-      audience: refreshAudience(this.issuer),
-      algorithms: [this.key.alg],
-    });
-    if (!payload.sub || payload.iat === undefined) throw new InvalidTokenError('refresh token without subject');
-    return { subject: payload.sub, issuedAt: payload.iat };
+  /** Verifies one of our refresh tokens; returns its subject and the password fingerprint it was issued under. */
+  async verifyRefresh(token: string): Promise<{ subject: string; password: string }> {
+    const payload = await this.verifyOwn(token, refreshAudience(this.settings.issuer), this.settings.refreshTtlSeconds);
+    if (!payload.sub || typeof payload.pwd !== 'string') throw new InvalidTokenError('refresh token without subject or password');
+    return { subject: payload.sub, password: payload.pwd };
+  }
+
+  /**
+   * One of our own tokens: its `kid` must name our key, and it may not live longer than we
+   * issue tokens for (`exp - iat`), so a token signed with a leaked key or under an older,
+   * longer lifetime does not outlive the setting.
+   */
+  private async verifyOwn(token: string, audience: string, ttlSeconds: number): Promise<JWTPayload> {
+    if (headerKid(token) !== this.key.kid) throw new InvalidTokenError('token signed with an unknown key (kid)');
+    const payload = await verify(token, this.key.publicKey, { issuer: this.settings.issuer, audience, algorithms: [this.key.alg] }, ['iat']);
+    if (payload.exp! - payload.iat! > ttlSeconds) throw new InvalidTokenError('token lives longer than this registry issues them');
+    return payload;
   }
 }
 
@@ -118,15 +124,32 @@ async function verify(
   token: string,
   key: KeyObject | JWTVerifyGetKey,
   options: { issuer: string; audience: string; algorithms: string[] },
+  required: string[] = [],
 ): Promise<JWTPayload> {
+  // A key set picks its key by `kid`: without one, any of its keys would do.
+  if (typeof key === 'function' && headerKid(token) === undefined) throw new InvalidTokenError('token without kid');
+  let payload: JWTPayload;
   try {
-    const verifyOptions = { ...options, clockTolerance: CLOCK_TOLERANCE_SECONDS, requiredClaims: ['exp'] };
+    const verifyOptions = { ...options, clockTolerance: CLOCK_TOLERANCE_SECONDS, requiredClaims: ['exp', ...required] };
     // jwtVerify's overloads differ for a key and a key-lookup function.
-    const { payload } =
-      typeof key === 'function' ? await jwtVerify(token, key, verifyOptions) : await jwtVerify(token, key, verifyOptions);
-    return payload;
+    ({ payload } =
+      typeof key === 'function' ? await jwtVerify(token, key, verifyOptions) : await jwtVerify(token, key, verifyOptions));
   } catch (err) {
     throw new InvalidTokenError(err instanceof Error ? err.message : 'invalid token');
+  }
+  // jose checks `iat` against the clock only with maxTokenAge: a token "issued" tomorrow is a forgery or a broken clock.
+  if (payload.iat !== undefined && payload.iat > Date.now() / 1000 + CLOCK_TOLERANCE_SECONDS) {
+    throw new InvalidTokenError('token issued in the future');
+  }
+  return payload;
+}
+
+function headerKid(token: string): string | undefined {
+  try {
+    const { kid } = decodeProtectedHeader(token);
+    return typeof kid === 'string' ? kid : undefined;
+  } catch {
+    throw new InvalidTokenError('malformed token');
   }
 }
 

@@ -177,22 +177,27 @@ describe('passwords', () => {
 });
 
 describe('login throttle', () => {
-  it('refuses an address after too many failures until the window passes', () => {
+  it('counts attempts per address and per account until the window passes; a success clears only its account', () => {
     let now = 1_000_000;
     const throttle = new LoginThrottle({ maxFailures: 3, windowSeconds: 60 }, () => now);
-    throttle.failed('1.2.3.4');
-    throttle.failed('1.2.3.4');
-    expect(throttle.retryAfter('1.2.3.4')).toBe(0);
-    throttle.failed('1.2.3.4');
-    expect(throttle.retryAfter('1.2.3.4')).toBe(60);
-    expect(throttle.retryAfter('5.6.7.8')).toBe(0);
+    // Three attempts begun (still in progress: counted already), the fourth refused.
+    for (let i = 0; i < 3; i++) expect(typeof throttle.begin('1.2.3.4', `user${i}`)).toBe('object');
+    expect(throttle.begin('1.2.3.4', 'user9')).toBe(60);
+    expect(throttle.retryAfter('1.2.3.4', 'anyone')).toBe(60);
+    expect(typeof throttle.begin('5.6.7.8', 'user0')).toBe('object');
     now += 61_000;
-    expect(throttle.retryAfter('1.2.3.4')).toBe(0);
-    throttle.failed('1.2.3.4');
-    throttle.succeeded('1.2.3.4');
-    throttle.failed('1.2.3.4');
-    throttle.failed('1.2.3.4');
-    expect(throttle.retryAfter('1.2.3.4')).toBe(0);
+    // Per account, from several addresses.
+    for (let i = 0; i < 3; i++) expect(typeof throttle.begin(`10.0.0.${i}`, 'alice')).toBe('object');
+    expect(throttle.begin('10.0.0.9', 'alice')).toBe(60);
+    now += 61_000;
+    // A success clears its account and takes back its own attempt, not the address's failures.
+    throttle.begin('1.2.3.4', 'bob');
+    throttle.begin('1.2.3.4', 'bob');
+    const ok = throttle.begin('1.2.3.4', 'carol');
+    if (typeof ok === 'number') throw new Error('refused');
+    ok.succeeded();
+    expect(typeof throttle.begin('1.2.3.4', 'carol')).toBe('object');
+    expect(throttle.begin('1.2.3.4', 'bob')).toBe(60);
   });
 });
 

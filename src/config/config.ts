@@ -15,6 +15,8 @@ import { resolveAuthConfig } from '../../auth/config.js';
 import { DEFAULT_GRACE_MS, DEFAULT_UPLOAD_TTL_MS } from '../registry/gc.js';
 import { proxyList, type UpstreamConfig } from '../proxy/config.js';
 import { parseRetentionRules, type RetentionRule } from '../registry/retention.js';
+import { trustedProxyList } from '../server/client-address.js';
+import { DEFAULT_CONNECTION_LIMITS, type ConnectionLimits } from '../server/connections.js';
 import {
   ConfigError,
   anything,
@@ -81,6 +83,12 @@ export interface BerthConfig {
   gc: { interval?: number; grace: number; deleteUntagged: boolean; uploadTtl: number; retention: RetentionRule[] };
   /** Pull-through cache: upstream registries served under repository prefixes (src/proxy). */
   proxy: UpstreamConfig[];
+  /** The URL clients reach the registry at; the token realm is built from it. Default: from each request. */
+  publicUrl?: string;
+  /** Reverse proxies (addresses or CIDR ranges) whose X-Forwarded-* and Forwarded headers are believed. */
+  trustedProxies: string[];
+  /** Open connections per client address, and the request body timeout (src/server/connections.ts). */
+  connections: ConnectionLimits;
 }
 
 export const DEFAULTS: BerthConfig = {
@@ -94,6 +102,8 @@ export const DEFAULTS: BerthConfig = {
   events: { endpoints: [], backoff: 1000, maxBackoff: 5 * 60_000, maxAttempts: 0, batchSize: 50 },
   gc: { grace: DEFAULT_GRACE_MS, deleteUntagged: false, uploadTtl: DEFAULT_UPLOAD_TTL_MS, retention: [] },
   proxy: [],
+  trustedProxies: [],
+  connections: DEFAULT_CONNECTION_LIMITS,
 };
 
 const listenAddress = string((s) => (/^(\[[^\]]+\]|[^:[\]]*):\d{1,5}$/.test(s) ? undefined : `expected host:port, got ${JSON.stringify(s)}`));
@@ -145,6 +155,18 @@ const SCHEMA = section({
   gc: section({ interval: duration, grace: duration, deleteUntagged: boolean, uploadTtl: duration, retention: anything }),
   // src/proxy/config.ts checks the entries.
   proxy: proxyList,
+  publicUrl: httpUrl,
+  trustedProxies: list(
+    string((s) => {
+      try {
+        trustedProxyList([s]);
+        return undefined;
+      } catch (err) {
+        return (err as Error).message;
+      }
+    }),
+  ),
+  connections: section({ maxPerAddress: integer(0), bodyTimeout: duration }),
 });
 
 /** Environment variables and the keys they set. BERTH_CONFIG names the file. */
@@ -164,6 +186,7 @@ export const ENV_KEYS: Record<string, string> = {
   BERTH_ANONYMOUS_PULL: 'auth.anonymousPull',
   BERTH_GC_INTERVAL: 'gc.interval',
   BERTH_GC_GRACE: 'gc.grace',
+  BERTH_PUBLIC_URL: 'publicUrl',
 };
 
 /** The `berth serve` options (commander's camelCase names) and the keys they set. */
@@ -187,6 +210,7 @@ export const FLAG_KEYS: Record<string, string> = {
   gcInterval: 'gc.interval',
   gcGrace: 'gc.grace',
   gcDeleteUntagged: 'gc.deleteUntagged',
+  publicUrl: 'publicUrl',
 };
 
 export interface ConfigSources {
@@ -239,6 +263,9 @@ function resolve(layers: Layer[]): BerthConfig {
     auth: { ...DEFAULTS.auth, ...(raw.auth as Partial<AuthConfig>) },
     gc: DEFAULTS.gc,
     proxy: raw.proxy ?? DEFAULTS.proxy,
+    publicUrl: raw.publicUrl,
+    trustedProxies: raw.trustedProxies ?? DEFAULTS.trustedProxies,
+    connections: { ...DEFAULTS.connections, ...raw.connections },
     events: {
       endpoints: (raw.events?.endpoints ?? []).map((e) => ({
         name: e.name!,

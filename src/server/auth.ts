@@ -14,8 +14,10 @@ import { basicChallenge, bearerChallenge, requiredAccess, type RequiredAccess } 
 import type { AuthConfig } from '../../auth/config.js';
 import { ANONYMOUS, type Identity } from '../../auth/rules.js';
 import { accessAllows, formatScope, parseScopes } from '../../auth/scope.js';
-import { AuthService } from '../../auth/service.js';
+import { AuthService, LoginRefusedError } from '../../auth/service.js';
 import { InvalidTokenError, type VerifiedToken } from '../../auth/tokens.js';
+import { ClientAddresses } from './client-address.js';
+import { readLimited } from './http.js';
 import type { Env } from './routes.js';
 
 type Ctx = Context<Env>;
@@ -23,13 +25,25 @@ type Permits = (type: string, name: string, action: string) => boolean;
 
 export const TOKEN_PATH = '/auth/token';
 
-/** The middleware for `config.mode` (token or basic) on the registry's database and data directory. */
-export function authMiddleware(registry: { db: Db; dataDir: string }, config: AuthConfig): MiddlewareHandler<Env> {
+/** The token endpoint's form is a few scopes and credentials: anything larger is refused unread. */
+const MAX_TOKEN_FORM_BYTES = 64 * 1024;
+
+/**
+ * The middleware for `config.mode` (token or basic) on the registry's database and data
+ * directory; `clients` says who a request comes from and where it was sent (publicUrl,
+ * trusted proxies).
+ */
+export function authMiddleware(
+  registry: { db: Db; dataDir: string },
+  config: AuthConfig,
+  clients = new ClientAddresses(),
+): MiddlewareHandler<Env> {
   const service = AuthService.open(config, registry.db, registry.dataDir);
   const { mode } = service.config;
   if (mode === 'none') throw new Error('authMiddleware: auth mode is none');
-  const checkV2 = mode === 'token' ? bearerCheck(service) : basicCheck(service);
-  const tokenEndpoint = tokenHandler(service);
+  const http: HttpContext = { service, clients };
+  const checkV2 = mode === 'token' ? bearerCheck(http) : basicCheck(http);
+  const tokenEndpoint = tokenHandler(http);
 
   return async (c, next) => {
     const path = c.req.path;
@@ -52,25 +66,21 @@ function denied(needed: RequiredAccess & { kind: 'resource' }): RegistryError {
   ]);
 }
 
-function tooManyRequests(retryAfter: number): RegistryError {
-  return new RegistryError('TOOMANYREQUESTS', 'too many failed logins from this address, try again later', undefined, {
-    headers: { 'Retry-After': String(retryAfter) },
-  });
+interface HttpContext {
+  service: AuthService;
+  clients: ClientAddresses;
 }
 
-function clientAddress(c: Ctx): string {
-  return c.env.incoming.socket.remoteAddress ?? 'unknown';
-}
-
-/** Runs a password check under the failed-login throttle of the client's address. */
-async function throttledLogin(service: AuthService, c: Ctx, name: string, password: string): Promise<Identity | null> {
-  const address = clientAddress(c);
-  const wait = service.throttle.retryAfter(address);
-  if (wait > 0) throw tooManyRequests(wait);
-  const identity = await service.login(name, password);
-  if (identity) service.throttle.succeeded(address);
-  else service.throttle.failed(address);
-  return identity;
+/** Checks a password under the failed-login throttle of the client's address and the account; 429 when refused. */
+async function throttledLogin({ service, clients }: HttpContext, c: Ctx, name: string, password: string): Promise<Identity | null> {
+  try {
+    return await service.login(name, password, clients.of(c.env.incoming));
+  } catch (err) {
+    if (!(err instanceof LoginRefusedError)) throw err;
+    throw new RegistryError('TOOMANYREQUESTS', err.message, undefined, {
+      headers: { 'Retry-After': String(err.retryAfterSeconds) },
+    });
+  }
 }
 
 function basicCredentials(header: string | undefined): { name: string; password: string } | undefined {
@@ -87,19 +97,18 @@ function bearerToken(header: string | undefined): string | undefined {
   return m ? m[1] : undefined;
 }
 
-function realmOf(service: AuthService, c: Ctx): string {
-  if (service.config.realm) return service.config.realm;
-  const url = new URL(c.req.url);
-  const proto = c.req.header('x-forwarded-proto');
-  return `${proto === 'https' || proto === 'http' ? proto : url.protocol.slice(0, -1)}://${url.host}${TOKEN_PATH}`;
+/** The token endpoint announced in challenges: `auth.realm`, else this server's public URL. */
+function realmOf({ service, clients }: HttpContext, c: Ctx): string {
+  return service.config.realm ?? `${clients.baseUrl(c.env.incoming)}${TOKEN_PATH}`;
 }
 
-function bearerCheck(service: AuthService) {
+function bearerCheck(http: HttpContext) {
+  const { service } = http;
   return async (c: Ctx, needed: RequiredAccess): Promise<Permits> => {
     const scope =
       needed.kind === 'resource' ? formatScope({ type: needed.type, name: needed.name, actions: needed.challengeActions }) : undefined;
     const challenge = (error?: 'invalid_token' | 'insufficient_scope') =>
-      bearerChallenge({ realm: realmOf(service, c), service: service.config.service, scope, error });
+      bearerChallenge({ realm: realmOf(http, c), service: service.config.service, scope, error });
 
     const raw = bearerToken(c.req.header('authorization'));
     if (!raw) throw unauthorized('authentication required', challenge(), needed);
@@ -123,13 +132,14 @@ function bearerCheck(service: AuthService) {
   };
 }
 
-function basicCheck(service: AuthService) {
+function basicCheck(http: HttpContext) {
+  const { service } = http;
   return async (c: Ctx, needed: RequiredAccess): Promise<Permits> => {
     const challenge = basicChallenge(service.config.service);
     const credentials = basicCredentials(c.req.header('authorization'));
     let identity: Identity = ANONYMOUS;
     if (credentials) {
-      const user = await throttledLogin(service, c, credentials.name, credentials.password);
+      const user = await throttledLogin(http, c, credentials.name, credentials.password);
       if (!user) throw unauthorized('invalid user name or password', challenge, needed);
       identity = user;
     }
@@ -149,7 +159,8 @@ function badRequest(message: string): RegistryError {
   return new RegistryError('UNSUPPORTED', message, undefined, { status: 400 });
 }
 
-function tokenHandler(service: AuthService) {
+function tokenHandler(http: HttpContext) {
+  const { service } = http;
   const { config } = service;
   const loginFailed = () => unauthorized('invalid user name or password', basicChallenge(config.service));
   const checkService = (value: string | undefined) => {
@@ -173,7 +184,7 @@ function tokenHandler(service: AuthService) {
         if (account !== undefined && account !== '' && account !== credentials.name) {
           throw badRequest('account does not match the credentials');
         }
-        const user = await throttledLogin(service, c, credentials.name, credentials.password);
+        const user = await throttledLogin(http, c, credentials.name, credentials.password);
         if (!user) throw loginFailed();
         identity = user;
       }
@@ -181,7 +192,7 @@ function tokenHandler(service: AuthService) {
     }
     if (c.req.method === 'POST') {
       // The OAuth2 form: password grant (containerd tries it first) and refresh grant (docker).
-      const form = new URLSearchParams(await c.req.text());
+      const form = new URLSearchParams((await readLimited(c.env.incoming, MAX_TOKEN_FORM_BYTES, 'token request')).toString('utf8'));
       checkService(form.get('service') ?? undefined);
       const scopes = form.getAll('scope');
       const offline = form.get('access_type') === 'offline';
@@ -190,7 +201,7 @@ function tokenHandler(service: AuthService) {
         const name = form.get('username');
         const password = form.get('password');
         if (!name || password === null) throw badRequest('password grant needs username and password');
-        const user = await throttledLogin(service, c, name, password);
+        const user = await throttledLogin(http, c, name, password);
         if (!user) throw loginFailed();
         return respond(c, user, scopes, offline);
       }
@@ -200,7 +211,7 @@ function tokenHandler(service: AuthService) {
         const user = await service.refresh(refreshToken);
         if (!user) {
           throw new RegistryError('UNAUTHORIZED', 'invalid refresh token', undefined, {
-            headers: { 'WWW-Authenticate': bearerChallenge({ realm: realmOf(service, c), service: config.service, error: 'invalid_token' }) },
+            headers: { 'WWW-Authenticate': bearerChallenge({ realm: realmOf(http, c), service: config.service, error: 'invalid_token' }) },
           });
         }
         return respond(c, user, scopes, offline);

@@ -33,9 +33,10 @@ export function uploadBody(req: IncomingMessage): Body {
   const body: Body = { stream: req, length: contentLength(req), onChunk: paceCollections };
   const range = req.headers['content-range'];
   if (range !== undefined) {
-    // Clients send `start-end`; some prefix `bytes ` as in a response header.
-    const m = /^(?:bytes )?(\d+)-(\d+)(?:\/(?:\d+|\*))?$/.exec(range.trim());
-    if (!m || Number(m[2]) < Number(m[1])) {
+    // Clients send `start-end`; some prefix `bytes ` as in a response header, or add a total,
+    // which must then hold the range.
+    const m = /^(?:bytes )?(\d+)-(\d+)(?:\/(\d+|\*))?$/.exec(range.trim());
+    if (!m || Number(m[2]) < Number(m[1]) || (m[3] !== undefined && m[3] !== '*' && Number(m[3]) <= Number(m[2]))) {
       throw new RegistryError('BLOB_UPLOAD_INVALID', 'invalid Content-Range', { 'Content-Range': range }, { status: 416 });
     }
     body.range = { start: Number(m[1]), end: Number(m[2]) };
@@ -43,10 +44,18 @@ export function uploadBody(req: IncomingMessage): Body {
   return body;
 }
 
-/** Reads a whole body up to `limit` bytes (manifests); 413 past it. */
-export async function readLimited(req: IncomingMessage, limit: number): Promise<Buffer> {
+/**
+ * Reads a whole body up to `limit` bytes (a manifest, the token form); 413 past it, and
+ * the connection is closed rather than the rest read. `what` names the body in messages;
+ * a body that ends early or disagrees with its Content-Length is `MANIFEST_INVALID` for a
+ * manifest, else 400 `UNSUPPORTED`.
+ */
+export async function readLimited(req: IncomingMessage, limit: number, what = 'manifest'): Promise<Buffer> {
   const declared = contentLength(req);
-  const tooLarge = () => new RegistryError('SIZE_INVALID', `manifest is larger than ${limit} bytes`, { limit }, { status: 413 });
+  const tooLarge = () =>
+    new RegistryError('SIZE_INVALID', `${what} is larger than ${limit} bytes`, { limit }, { status: 413, headers: { Connection: 'close' } });
+  const invalid = (message: string) =>
+    what === 'manifest' ? new RegistryError('MANIFEST_INVALID', message) : new RegistryError('UNSUPPORTED', `${what}: ${message}`, undefined, { status: 400 });
   if (declared !== undefined && declared > limit) throw tooLarge();
   const chunks: Buffer[] = [];
   let total = 0;
@@ -58,11 +67,9 @@ export async function readLimited(req: IncomingMessage, limit: number): Promise<
     }
   } catch (err) {
     if (err instanceof RegistryError) throw err;
-    throw new RegistryError('MANIFEST_INVALID', 'request body ended early');
+    throw invalid('request body ended early');
   }
-  if (declared !== undefined && total !== declared) {
-    throw new RegistryError('MANIFEST_INVALID', `body had ${total} bytes, Content-Length said ${declared}`);
-  }
+  if (declared !== undefined && total !== declared) throw invalid(`body had ${total} bytes, Content-Length said ${declared}`);
   return Buffer.concat(chunks, total);
 }
 

@@ -17,6 +17,8 @@ import { operations, type OperationsOptions } from './operations.js';
 import { recordGcRun } from './metrics.js';
 import { readTls, reloadTls, type TlsFiles } from './tls.js';
 import { enablePullThroughCache, type UpstreamConfig } from '../proxy/index.js';
+import { ClientAddresses } from './client-address.js';
+import { DEFAULT_CONNECTION_LIMITS, limitConnections, type ConnectionLimits } from './connections.js';
 
 export interface ServerOptions extends OperationsOptions {
   /** `host:port`; port 0 picks a free one. Default 0.0.0.0:5000. */
@@ -37,6 +39,12 @@ export interface ServerOptions extends OperationsOptions {
   touchIntervalMs?: number;
   /** Pull-through cache upstreams (the `proxy:` list, src/proxy). */
   proxy?: UpstreamConfig[];
+  /** The URL clients reach the registry at (token realm); by default taken from each request. */
+  publicUrl?: string;
+  /** Reverse proxies (addresses, CIDR ranges) whose forwarded headers are believed (src/server/client-address.ts). */
+  trustedProxies?: string[];
+  /** Per-address connection cap and request body timeout (src/server/connections.ts). */
+  connections?: Partial<ConnectionLimits>;
 }
 
 export interface RunningServer {
@@ -75,13 +83,14 @@ const DRAIN_MS = 10_000;
 export async function startServer(options: ServerOptions = {}): Promise<RunningServer> {
   const { host, port } = parseListen(options.listen ?? '0.0.0.0:5000');
   const logger = options.logger ?? createLogger();
+  const clients = new ClientAddresses({ publicUrl: options.publicUrl, trustedProxies: options.trustedProxies });
   const registry = await openRegistry(options.data ?? 'data', { touchIntervalMs: options.touchIntervalMs });
   const cache = options.proxy?.length ? enablePullThroughCache(registry, options.proxy, logger) : undefined;
   const auth =
     typeof options.auth === 'function'
       ? await options.auth(registry)
       : options.auth && options.auth.mode !== 'none'
-        ? authMiddleware(registry, options.auth)
+        ? authMiddleware(registry, options.auth, clients)
         : undefined;
   const ops = operations(registry, logger, options);
   const app = createApp({ registry, logger, auth, operations: ops.app });
@@ -95,6 +104,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
   // Large blobs stream for a long time; never time a request out by its total duration.
   server.requestTimeout = 0;
   server.keepAliveTimeout = 65_000;
+  limitConnections(server, clients, { ...DEFAULT_CONNECTION_LIMITS, ...options.connections }, logger);
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

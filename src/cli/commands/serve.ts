@@ -30,7 +30,8 @@ export function register(program: Command): void {
     .option('--auth-config <file>', 'YAML auth settings: access rules, external issuers... (env BERTH_AUTH_CONFIG)')
     .option('--token-service <name>', 'service name of challenges and token audience (default berth-registry)')
     .option('--token-issuer <name>', 'issuer name of the tokens Berth signs (default berth-token-service)')
-    .option('--token-realm <url>', 'token endpoint announced in challenges (default <this server>/auth/token)')
+    .option('--token-realm <url>', 'token endpoint announced in challenges (default <public URL>/auth/token)')
+    .option('--public-url <url>', 'the URL clients reach the registry at, e.g. behind a proxy (env BERTH_PUBLIC_URL)')
     .option('--token-ttl <seconds>', 'lifetime of access tokens (default 300)')
     .option('--external-issuer <name>', 'also accept tokens of this issuer, verified with --external-key or --external-jwks')
     .option('--external-key <pem>', "the external issuer's public key or certificate (PEM file)")
@@ -45,7 +46,7 @@ export function register(program: Command): void {
         return;
       }
       const logger = createLogger({ level: config.log.level, format: config.log.format });
-      const { listen, data, tls, readOnly, metrics, health, events, auth, proxy } = config;
+      const { listen, data, tls, readOnly, metrics, health, events, auth, proxy, publicUrl, trustedProxies, connections } = config;
       const gc = {
         intervalMs: config.gc.interval,
         graceMs: config.gc.grace,
@@ -57,7 +58,7 @@ export function register(program: Command): void {
       if (missing.length > 0) {
         logger.warn({ missing }, 'node was started without these flags: large uploads run about a third slower (run `berth serve` or `npm start`, or pass them to node)');
       }
-      const server = await startServer({ listen, data, logger, auth, tls, readOnly, metrics, health, events, gc, proxy });
+      const server = await startServer({ listen, data, logger, auth, tls, readOnly, metrics, health, events, gc, proxy, publicUrl, trustedProxies, connections });
       logger.info(
         { listen: `${server.host}:${server.port}`, data, url: server.url, readOnly, metrics: metrics.enabled ? (server.metricsUrl ?? `${server.url}${metrics.path}`) : false },
         'berth registry listening',
