@@ -42,7 +42,8 @@ interface Base {
 export type Instruction = Base &
   (
     | { keyword: 'FROM'; image: string; stageName?: string }
-    | { keyword: 'RUN' | 'CMD' | 'ENTRYPOINT'; command: CommandForm }
+    | { keyword: 'RUN'; command: CommandForm }
+    | { keyword: 'CMD' | 'ENTRYPOINT'; command: CommandForm }
     | { keyword: 'SHELL'; argv: string[] }
     | { keyword: 'ENV' | 'LABEL'; pairs: KeyValue[] }
     | { keyword: 'ARG'; args: { name: string; value?: string }[] }

@@ -24,6 +24,8 @@ import { register as retention } from './retention.js';
 import { register as scrub } from './scrub.js';
 import { register as du } from './du.js';
 import { register as cert } from './cert.js';
+import { register as build } from './build.js';
+import { register as commit } from './commit.js';
 
 export function registerCommands(program: Command): void {
   serve(program);
@@ -50,4 +52,6 @@ export function registerCommands(program: Command): void {
   scrub(program);
   du(program);
   cert(program);
+  build(program);
+  commit(program);
 }
