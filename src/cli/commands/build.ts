@@ -113,7 +113,8 @@ export function register(program: Command): void {
       const desc = await storeImage(store, image.config, image.layers, name);
       log(`COMMIT ${name ?? '(untagged)'} (${steps} steps, ${cached} cached, ${seconds}s)`);
       if (flags.push) {
-        await push(store.images, flags.tag!, { ...clientOptions(flags), sourceTag: name });
+        // By digest: the store names images by full reference, which the layout source would read as a digest.
+        await push(store.images, flags.tag!, { ...clientOptions(flags), sourceTag: desc.digest });
         log(`Pushed ${flags.tag}`);
       }
       log(desc.digest);

@@ -1,0 +1,361 @@
+// `berth build` and `berth commit` end to end, through the `berth` command (build first:
+// tsc): Dockerfiles built on the bundled runtime as root, into a local store, run with
+// `berth run`, pushed to a Berth server started here and read back with skopeo and
+// umoci. The base image is busybox, made with umoci. Needs root, util-linux, overlayfs,
+// umoci, skopeo and busybox-static: skipped with a message otherwise, failed under
+// BERTH_REQUIRE_E2E=1.
+
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
+import { mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { promisify } from 'node:util';
+import { gunzipSync, gzipSync } from 'node:zlib';
+import pino from 'pino';
+import tar from 'tar-stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { push } from '../src/client/index.js';
+import { overlaySupported, preflight } from '../src/runtime/tools.js';
+import { startServer, type RunningServer } from '../src/server/serve.js';
+import { helloElf } from './helpers/hello-elf.js';
+import { buildBusyboxImage, e2eTools, skopeo, tempDir } from './helpers/images.js';
+import { stackLayers, tarLayer } from './helpers/runtime-images.js';
+
+const BERTH = join(import.meta.dirname, '..', 'dist', 'src', 'cli', 'main.js');
+
+function buildAvailable(): boolean {
+  const problems = preflight();
+  if (!overlaySupported()) problems.push('overlayfs is not available');
+  if (problems.length === 0) return e2eTools('umoci', 'busybox', 'skopeo');
+  const message = `build tests: ${problems.join('; ')}`;
+  if (process.env.BERTH_REQUIRE_E2E === '1') throw new Error(`${message} and BERTH_REQUIRE_E2E=1`);
+  process.stderr.write(`skipping: ${message}\n`);
+  return false;
+}
+
+interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function berth(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Result> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [BERTH, ...args], { env: { ...process.env, ...env }, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
+      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+const APPLETS = ['sh', 'cat', 'echo', 'ls', 'pwd', 'rm', 'test', 'id', 'stat'];
+
+/** The last line of `berth build`'s output: the image digest. */
+const digestOf = (r: Result) => r.stdout.trim().split('\n').pop()!;
+
+/** The step headers of a build's output, each with whether the cache served it. */
+function steps(out: string): { step: string; cached: boolean }[] {
+  const lines = out.split('\n');
+  const result: { step: string; cached: boolean }[] = [];
+  lines.forEach((line, i) => {
+    if (/^(\[\d+\/\d+\] )?STEP /.test(line)) result.push({ step: line, cached: lines[i + 1] === '--> CACHED' });
+  });
+  return result;
+}
+
+describe.skipIf(!buildAvailable())('berth build and berth commit', () => {
+  let dir: string;
+  let root: string;
+  let server: RunningServer;
+  let registry: string;
+  let base: string;
+
+  beforeAll(async () => {
+    if (!existsSync(BERTH)) throw new Error(`${BERTH} is missing: build with npx tsc -p tsconfig.json first`);
+    dir = await tempDir('berth-build-');
+    root = join(dir, 'root');
+    const layout = join(dir, 'layout');
+    await buildBusyboxImage(layout, { tag: 'bare', extraFiles: { 'etc/motd': 'welcome\n' } });
+    const links = await tarLayer([{ name: 'bin/', type: 'directory' }, ...APPLETS.map((a) => ({ name: `bin/${a}`, type: 'symlink' as const, linkname: 'busybox' }))]);
+    await stackLayers(layout, 'bare', 'latest', [links]);
+    server = await startServer({ listen: '127.0.0.1:0', data: join(dir, 'registry'), logger: pino({ level: 'silent' }) });
+    registry = `127.0.0.1:${server.port}`;
+    base = `${registry}/library/busybox:latest`;
+    await push(layout, base, { sourceTag: 'latest' });
+  });
+
+  afterAll(async () => {
+    await server?.close();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  let contexts = 0;
+  /** A build context holding `files` (path -> contents; a Buffer for binary). */
+  async function context(files: Record<string, string | Buffer>): Promise<string> {
+    const ctx = join(dir, `ctx-${contexts++}`);
+    for (const [path, contents] of Object.entries(files)) {
+      await mkdir(dirname(join(ctx, path)), { recursive: true });
+      await writeFile(join(ctx, path), contents, { mode: 0o755 });
+    }
+    return ctx;
+  }
+
+  const build = (ctx: string, ...flags: string[]) => berth(['build', '--root', root, ...flags, ctx]);
+  const run = (...args: string[]) => berth(['run', '--root', root, '--rm', '-q', ...args]);
+
+  // The test's static program is x86-64 code.
+  it.skipIf(process.arch !== 'x64')('FROM scratch + ADD hello / + CMD ["/hello"] runs and prints', async () => {
+    const ctx = await context({ hello: helloElf('Hello from Docker!\n'), Dockerfile: 'FROM scratch\nADD hello /\nCMD ["/hello"]\n' });
+    const r = await build(ctx, '-t', 'localhost/hello:1');
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('STEP 1/3: FROM scratch\nSTEP 2/3: ADD hello /\n');
+    expect((await run('localhost/hello:1')).stdout).toBe('Hello from Docker!\n');
+    const listed = await berth(['images', '--root', root, '--json']);
+    expect(JSON.parse(listed.stdout).map((i: { name: string }) => i.name)).toContain('localhost/hello:1');
+  });
+
+  it('ENTRYPOINT shell form lets the shell expand ENV; exec form does not (hello Docker vs hello $name)', async () => {
+    const shell = await context({ Dockerfile: `FROM ${base}\nENV name Docker\nENTRYPOINT echo "hello $name"\n` });
+    const exec = await context({ Dockerfile: `FROM ${base}\nENV name Docker\nENTRYPOINT ["echo", "hello $name"]\n` });
+    expect((await build(shell, '-t', 'localhost/entry:shell')).code).toBe(0);
+    expect((await build(exec, '-t', 'localhost/entry:exec')).code).toBe(0);
+    expect((await run('localhost/entry:shell')).stdout).toBe('hello Docker\n');
+    expect((await run('localhost/entry:exec')).stdout).toBe('hello $name\n');
+    // CMD arguments after the image replace CMD and go to an exec-form ENTRYPOINT
+    expect((await run('localhost/entry:exec', 'again')).stdout).toBe('hello $name again\n');
+  });
+
+  it('WORKDIR /test + WORKDIR demo + RUN pwd prints /test/demo', async () => {
+    const ctx = await context({ Dockerfile: `FROM ${base}\nWORKDIR /test\nWORKDIR demo\nRUN pwd\n` });
+    const r = await build(ctx, '-t', 'localhost/workdir:1');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('STEP 4/4: RUN pwd\n/test/demo\n');
+  });
+
+  it('ADD test.tar.gz / unpacks it; COPY hello test/ after WORKDIR /root lands in /root/test/hello', async () => {
+    const pack = tar.pack();
+    pack.entry({ name: 'from-tar/', type: 'directory', mode: 0o755 });
+    pack.entry({ name: 'from-tar/inside.txt', mode: 0o644 }, 'unpacked\n');
+    pack.finalize();
+    const chunks: Buffer[] = [];
+    for await (const c of pack) chunks.push(Buffer.from(c as Uint8Array));
+    const ctx = await context({
+      'test.tar.gz': gzipSync(Buffer.concat(chunks)),
+      hello: 'hi\n',
+      Dockerfile: `FROM ${base}\nADD test.tar.gz /\nWORKDIR /root\nCOPY hello test/\n`,
+    });
+    expect((await build(ctx, '-t', 'localhost/add:1')).code).toBe(0);
+    const r = await run('localhost/add:1', 'sh', '-c', 'cat /from-tar/inside.txt /root/test/hello; test -e /test.tar.gz || echo no-archive');
+    expect(r.stdout).toBe('unpacked\nhi\nno-archive\n');
+  });
+
+  it('RUN rm of a base file makes a whiteout and the file is gone', async () => {
+    const ctx = await context({ Dockerfile: `FROM ${base}\nRUN rm /etc/motd\n` });
+    const r = await build(ctx, '-t', 'localhost/rm:1');
+    expect(r.code).toBe(0);
+    expect((await run(`${base}`, 'cat', '/etc/motd')).stdout).toBe('welcome\n');
+    expect((await run('localhost/rm:1', 'sh', '-c', 'test -e /etc/motd && echo present || echo gone')).stdout).toBe('gone\n');
+    // The layer itself: the OCI whiteout entry
+    const out = join(dir, 'rm-layout');
+    expect((await berth(['build', '--root', root, '--output', `oci:${out}`, ctx])).code).toBe(0);
+    const index = JSON.parse(await readFile(join(out, 'index.json'), 'utf8'));
+    const manifest = JSON.parse(await readFile(join(out, 'blobs', 'sha256', index.manifests[0].digest.slice(7)), 'utf8'));
+    const top = manifest.layers[manifest.layers.length - 1].digest.slice(7);
+    const names: string[] = [];
+    const extract = tar.extract();
+    extract.end(gunzipSync(await readFile(join(out, 'blobs', 'sha256', top))));
+    for await (const entry of extract) {
+      names.push(entry.header.name);
+      entry.resume();
+    }
+    expect(names).toEqual(['etc/', 'etc/.wh.motd']);
+  });
+
+  it('a multi-stage build copies one file from the builder stage', async () => {
+    const ctx = await context({
+      Dockerfile: [
+        `FROM ${base} AS builder`,
+        'RUN echo built-in-stage-one > /artifact.txt && echo junk > /junk.txt',
+        'FROM scratch',
+        'COPY --from=builder /artifact.txt /artifact.txt',
+        'COPY --from=builder /bin/busybox /bin/busybox',
+        'CMD ["/bin/busybox", "cat", "/artifact.txt"]',
+      ].join('\n'),
+    });
+    const r = await build(ctx, '-t', 'localhost/multi:1');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('[1/2] STEP 1/2: FROM');
+    expect(r.stdout).toContain('[2/2] STEP 2/4: COPY --from=builder /artifact.txt /artifact.txt');
+    expect((await run('localhost/multi:1')).stdout).toBe('built-in-stage-one\n');
+    expect((await run('localhost/multi:1', '/bin/busybox', 'ls', '/')).stdout.split('\n')).not.toContain('junk.txt');
+  });
+
+  it('.dockerignore excludes files, with ! exceptions', async () => {
+    const ctx = await context({
+      '.dockerignore': '*.md\n!README.md\nsecrets\n',
+      'README.md': 'readme\n',
+      'NOTES.md': 'notes\n',
+      'secrets/key': 'secret\n',
+      'app.txt': 'app\n',
+      Dockerfile: `FROM ${base}\nCOPY . /ctx/\n`,
+    });
+    expect((await build(ctx, '-t', 'localhost/ignore:1')).code).toBe(0);
+    expect((await run('localhost/ignore:1', 'ls', '-A', '/ctx')).stdout).toBe('.dockerignore\nDockerfile\nREADME.md\napp.txt\n');
+    const named = await context({ '.dockerignore': 'secret.txt\n', 'secret.txt': 's\n', Dockerfile: `FROM ${base}\nCOPY secret.txt /\n` });
+    const r = await build(named);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/line 2: COPY failed: secret.txt: not found in the build context \(excluded by .dockerignore\)/);
+  });
+
+  it('a rebuild is fully cached with the same digest; changing one file re-runs only the steps from the one reading it', async () => {
+    const files = {
+      'one.txt': 'one\n',
+      'two.txt': 'two\n',
+      Dockerfile: `FROM ${base}\nRUN echo first > /first\nCOPY one.txt /one.txt\nRUN cat /one.txt > /copy-of-one\nCOPY two.txt /two.txt\nCMD ["cat", "/copy-of-one"]\n`,
+    };
+    const ctx = await context(files);
+    const first = await build(ctx, '-t', 'localhost/cache:1');
+    expect(first.code).toBe(0);
+    expect(steps(first.stdout).filter((s) => s.cached)).toEqual([]);
+    const second = await build(ctx, '-t', 'localhost/cache:1');
+    expect(steps(second.stdout).map((s) => s.cached)).toEqual([false, true, true, true, true, true]);
+    expect(digestOf(second)).toBe(digestOf(first));
+
+    await writeFile(join(ctx, 'one.txt'), 'changed\n');
+    const third = await build(ctx, '-t', 'localhost/cache:1');
+    expect(steps(third.stdout).map((s) => s.cached)).toEqual([false, true, false, false, false, false]);
+    expect(digestOf(third)).not.toBe(digestOf(first));
+    expect((await run('localhost/cache:1')).stdout).toBe('changed\n');
+
+    const uncached = await build(ctx, '-t', 'localhost/cache:1', '--no-cache');
+    expect(steps(uncached.stdout).filter((s) => s.cached)).toEqual([]);
+  });
+
+  it('SOURCE_DATE_EPOCH makes two uncached builds byte for byte the same', async () => {
+    const ctx = await context({ 'a.txt': 'a\n', Dockerfile: `FROM ${base}\nWORKDIR /new/dir\nCOPY a.txt .\nRUN echo ran > /ran.txt\n` });
+    const env = { SOURCE_DATE_EPOCH: '1700000000' };
+    const a = await berth(['build', '--root', root, '--no-cache', '-t', 'localhost/repro:1', ctx], env);
+    const b = await berth(['build', '--root', root, '--no-cache', '-t', 'localhost/repro:2', ctx], env);
+    expect(a.code).toBe(0);
+    expect(digestOf(a)).toMatch(/^sha256:/);
+    expect(digestOf(b)).toBe(digestOf(a));
+  });
+
+  it('--push sends it to the registry: skopeo reads the config and history, umoci unpacks the same tree', async () => {
+    const ctx = await context({
+      'app/data.txt': 'data\n',
+      Dockerfile: [
+        `FROM ${base}`,
+        'ENV APP_HOME=/app GREETING="hello world"',
+        'LABEL org.example.team=builders',
+        'EXPOSE 8080 53/udp',
+        'COPY app/ $APP_HOME/',
+        'RUN rm /etc/motd',
+        'ENTRYPOINT ["/bin/sh", "-c"]',
+        'CMD ["cat $APP_HOME/data.txt"]',
+      ].join('\n'),
+    });
+    const ref = `${registry}/team/app:1.0`;
+    const r = await build(ctx, '-t', ref, '--label', 'version=1.0', '--push');
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const config = JSON.parse(await skopeo('inspect', '--tls-verify=false', '--config', `docker://${ref}`));
+    expect(config.config).toMatchObject({
+      Entrypoint: ['/bin/sh', '-c'],
+      Cmd: ['cat $APP_HOME/data.txt'],
+      ExposedPorts: { '8080/tcp': {}, '53/udp': {} },
+      Labels: { 'org.example.team': 'builders', version: '1.0' },
+    });
+    expect(config.config.Env).toEqual(expect.arrayContaining(['APP_HOME=/app', 'GREETING=hello world']));
+    const history = config.history.map((h: { created_by: string; empty_layer?: boolean }) => [h.created_by, !!h.empty_layer]);
+    expect(history.slice(-7)).toEqual([
+      ['/bin/sh -c #(nop) ENV APP_HOME=/app GREETING="hello world"', true],
+      ['/bin/sh -c #(nop) LABEL org.example.team=builders', true],
+      ['/bin/sh -c #(nop) EXPOSE 8080 53/udp', true],
+      [expect.stringMatching(/^\/bin\/sh -c #\(nop\) COPY multi:[0-9a-f]{64} in \/app /), false],
+      ['/bin/sh -c rm /etc/motd', false],
+      ['/bin/sh -c #(nop) ENTRYPOINT ["/bin/sh", "-c"]', true],
+      ['/bin/sh -c #(nop) CMD ["cat $APP_HOME/data.txt"]', true],
+    ]);
+    expect(config.rootfs.diff_ids).toHaveLength(3 + 2); // busybox, /etc/motd and the applets' layers, then COPY and RUN
+
+    const pulled = join(dir, 'pulled');
+    await skopeo('copy', '--src-tls-verify=false', `docker://${ref}`, `oci:${pulled}:app`);
+    const bundle = join(dir, 'bundle');
+    await promisify(execFile)('umoci', ['unpack', '--image', `${pulled}:app`, bundle]);
+    expect(await readFile(join(bundle, 'rootfs', 'app', 'data.txt'), 'utf8')).toBe('data\n');
+    expect(existsSync(join(bundle, 'rootfs', 'etc', 'motd'))).toBe(false);
+    expect(existsSync(join(bundle, 'rootfs', 'bin', 'busybox'))).toBe(true);
+    expect((await run(ref)).stdout).toBe('data\n');
+  });
+
+  it('--output docker-archive:FILE writes an archive skopeo reads', async () => {
+    const ctx = await context({ Dockerfile: `FROM ${base}\nCMD ["echo", "archived"]\n` });
+    const file = join(dir, 'image.tar');
+    expect((await build(ctx, '-t', 'localhost/archive:1', '--output', `docker-archive:${file}`)).code).toBe(0);
+    const config = JSON.parse(await skopeo('inspect', '--config', `docker-archive:${file}`));
+    expect(config.config.Cmd).toEqual(['echo', 'archived']);
+  });
+
+  it('COPY --chown and --chmod; ARG with --build-arg in RUN; no network unless --network host', async () => {
+    const ctx = await context({
+      'f.txt': 'f\n',
+      Dockerfile: [`FROM ${base}`, 'ARG MSG=default', 'COPY --chown=12:34 --chmod=600 f.txt /f.txt', 'RUN stat -c "%u:%g %a" /f.txt; echo "msg=$MSG"; ls /sys/class/net'].join('\n'),
+    });
+    const interfaces = (out: string) => out.split('msg=given\n')[1]!.split('COMMIT')[0]!.trim().split('\n');
+    const r = await build(ctx, '--build-arg', 'MSG=given');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('12:34 600\nmsg=given\n');
+    expect(interfaces(r.stdout)).toEqual(['lo']);
+    const host = await build(ctx, '--build-arg', 'MSG=given', '--network', 'host');
+    expect(host.code).toBe(0);
+    expect(interfaces(host.stdout).length).toBeGreaterThan(1);
+  });
+
+  it('a failing step prints its exit code and the build exits non-zero', async () => {
+    const ctx = await context({ Dockerfile: `FROM ${base}\nRUN echo before; exit 3\nRUN echo never\n` });
+    const r = await build(ctx, '-t', 'localhost/fail:1');
+    expect(r.code).not.toBe(0);
+    expect(r.stdout).toContain('STEP 2/3: RUN echo before; exit 3\nbefore\n');
+    expect(r.stdout).not.toContain('STEP 3/3');
+    expect(r.stderr).toContain('Dockerfile line 2: RUN echo before; exit 3: the command returned a non-zero code: 3');
+  });
+
+  it('ADD of an unreachable URL, paths outside the context and unsupported syntax fail clearly', async () => {
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const { port } = closed.address() as AddressInfo;
+    await new Promise((resolve) => closed.close(resolve));
+    const url = await build(await context({ Dockerfile: `FROM ${base}\nADD http://127.0.0.1:${port}/file.txt /\n` }));
+    expect(url.code).not.toBe(0);
+    expect(url.stderr).toContain(`line 2: ADD failed: cannot fetch http://127.0.0.1:${port}/file.txt: connect ECONNREFUSED`);
+
+    const outside = await build(await context({ Dockerfile: `FROM ${base}\nCOPY ../../etc/passwd /\n` }));
+    expect(outside.stderr).toMatch(/line 2: COPY failed: forbidden path outside the build context: \.\.\/\.\.\/etc\/passwd/);
+
+    // A symbolic link is followed inside the context only: /etc/hostname means <context>/etc/hostname.
+    const linked = await context({ Dockerfile: `FROM ${base}\nCOPY link /stolen\n` });
+    await symlink('/etc/hostname', join(linked, 'link'));
+    const escaped = await build(linked);
+    expect(escaped.code).not.toBe(0);
+    expect(escaped.stderr).toMatch(/COPY failed: link: not found in the build context/);
+
+    const mount = await build(await context({ Dockerfile: `FROM ${base}\n\nRUN --mount=type=cache,target=/c true\n` }));
+    expect(mount.stderr).toMatch(/line 3: RUN --mount is a BuildKit feature berth build does not support/);
+  });
+
+  it('berth commit makes an image of a container that wrote a file', async () => {
+    const made = await berth(['run', '--root', root, '-q', '--name', 'to-commit', base, 'sh', '-c', 'echo committed > /written.txt']);
+    expect(made.code).toBe(0);
+    const c = await berth(['commit', '--root', root, 'to-commit', 'localhost/committed:1', '--change', 'CMD ["cat", "/written.txt"]', '-m', 'wrote a file']);
+    expect(c.stderr).toContain('Committed localhost/committed:1');
+    expect(c.code).toBe(0);
+    expect((await run('localhost/committed:1')).stdout).toBe('committed\n');
+    const archive = join(dir, 'committed.tar');
+    const out = await build(await context({ Dockerfile: 'FROM localhost/committed:1\n' }), '--output', `docker-archive:${archive}`);
+    expect(out.code).toBe(0);
+    const config = JSON.parse(await skopeo('inspect', '--config', `docker-archive:${archive}`));
+    expect(config.history[config.history.length - 1]).toMatchObject({ created_by: "sh -c echo committed > /written.txt", comment: 'wrote a file' });
+  });
+});
