@@ -1,11 +1,20 @@
-// Where credentials come from: berth's own login store first, then the `auths` of
-// docker's config.json (as `docker login` writes them: base64 `user:password` in
-// `auth`, or an `identitytoken`). Both files have the same shape, so a user can copy
-// entries either way. Credential helpers (`credsStore`) are not run.
+// Where credentials come from, in the order podman looks (the first file with an entry
+// for the registry wins):
 //
-// Locations: $BERTH_AUTH_FILE (a file) or ~/.config/berth/auth.json; $DOCKER_CONFIG/config.json
-// or ~/.docker/config.json.
+//   1. --authfile FILE (ClientOptions.authfile), when given
+//   2. $REGISTRY_AUTH_FILE
+//   3. ${XDG_RUNTIME_DIR}/containers/auth.json   (podman login, skopeo login)
+//   4. ~/.config/containers/auth.json
+//   5. docker's config.json ($DOCKER_CONFIG/config.json or ~/.docker/config.json),
+//      with its credential helpers: `credHelpers[registry]` or `credsStore`, run as
+//      `docker-credential-<name> get` with the server on stdin, as docker does
+//   6. berth's own file ($BERTH_AUTH_FILE or ~/.config/berth/auth.json), from older releases
+//
+// All are the same JSON shape (`auths` keyed by host, base64 `user:password` in `auth`, or
+// an `identitytoken`). `berth login` writes where docker does (config.json, or its
+// credential helper), or to --authfile.
 
+import { execFile } from 'node:child_process';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -27,7 +36,16 @@ interface AuthEntry {
 
 interface AuthFile {
   auths?: Record<string, AuthEntry>;
+  /** docker: the helper for every registry. */
+  credsStore?: string;
+  /** docker: helpers per registry. */
+  credHelpers?: Record<string, string>;
   [key: string]: unknown;
+}
+
+export interface CredentialsLookup {
+  /** A file to read first (and the only one `berth login --authfile` writes). */
+  authfile?: string;
 }
 
 export function berthAuthPath(): string {
@@ -36,6 +54,15 @@ export function berthAuthPath(): string {
 
 export function dockerConfigPath(): string {
   return join(process.env.DOCKER_CONFIG ?? join(homedir(), '.docker'), 'config.json');
+}
+
+/** The auth files podman and skopeo read, in their order (docker's and berth's come after). */
+function containersAuthPaths(): string[] {
+  const paths: string[] = [];
+  if (process.env.REGISTRY_AUTH_FILE) paths.push(process.env.REGISTRY_AUTH_FILE);
+  if (process.env.XDG_RUNTIME_DIR) paths.push(join(process.env.XDG_RUNTIME_DIR, 'containers', 'auth.json'));
+  paths.push(join(process.env.XDG_CONFIG_HOME ?? join(homedir(), '.config'), 'containers', 'auth.json'));
+  return paths;
 }
 
 async function readAuthFile(path: string): Promise<AuthFile> {
@@ -66,17 +93,57 @@ function decode(entry: AuthEntry): Credentials | undefined {
   return undefined;
 }
 
-/** The credentials stored for a registry (`host[:port]`), or undefined. */
-export async function findCredentials(registry: string): Promise<Credentials | undefined> {
-  for (const path of [berthAuthPath(), dockerConfigPath()]) {
-    const { auths = {} } = await readAuthFile(path);
-    for (const key of keysFor(registry)) {
-      const entry = auths[key];
-      const creds = entry && decode(entry);
-      if (creds) return creds;
-    }
+function entryFor(file: AuthFile, registry: string): Credentials | undefined {
+  for (const key of keysFor(registry)) {
+    const entry = file.auths?.[key];
+    const creds = entry && decode(entry);
+    if (creds) return creds;
   }
   return undefined;
+}
+
+/** The server name a credential helper knows a registry by (docker's v1 URL for Docker Hub). */
+const helperServer = (registry: string) => (registry === DOCKER_HUB ? 'https://index.docker.io/v1/' : registry);
+
+function helperFor(file: AuthFile, registry: string): string | undefined {
+  return file.credHelpers?.[registry] ?? file.credsStore;
+}
+
+/** Runs `docker-credential-<helper> <action>` with `input` on stdin; resolves stdout. */
+function runHelper(helper: string, action: 'get' | 'store' | 'erase', input: string): Promise<string> {
+  const command = `docker-credential-${helper}`;
+  return new Promise((resolve, reject) => {
+    const child = execFile(command, [action], { timeout: 30_000, maxBuffer: 1024 * 1024 }, (err, stdout, stderr) => {
+      if (!err) return resolve(stdout);
+      const detail = (stdout || stderr || err.message).trim();
+      reject(Object.assign(new Error(`${command} ${action}: ${detail}`), { notFound: /credentials not found/i.test(detail) }));
+    });
+    child.stdin!.end(input);
+  });
+}
+
+async function helperCredentials(helper: string, registry: string): Promise<Credentials | undefined> {
+  try {
+    const out = JSON.parse(await runHelper(helper, 'get', helperServer(registry))) as { Username?: string; Secret?: string };
+    if (!out.Secret) return undefined;
+    // docker stores an identity token with the user name `<token>`.
+    return out.Username === '<token>' ? { identityToken: out.Secret } : { username: out.Username, password: out.Secret };
+  } catch (err) {
+    if ((err as { notFound?: boolean }).notFound) return undefined;
+    throw err;
+  }
+}
+
+/** The credentials stored for a registry (`host[:port]`), or undefined. */
+export async function findCredentials(registry: string, lookup: CredentialsLookup = {}): Promise<Credentials | undefined> {
+  for (const path of [...(lookup.authfile ? [lookup.authfile] : []), ...containersAuthPaths()]) {
+    const creds = entryFor(await readAuthFile(path), registry);
+    if (creds) return creds;
+  }
+  const docker = await readAuthFile(dockerConfigPath());
+  const helper = helperFor(docker, registry);
+  const fromDocker = helper ? await helperCredentials(helper, registry) : entryFor(docker, registry);
+  return fromDocker ?? entryFor(await readAuthFile(berthAuthPath()), registry);
 }
 
 async function writeAuthFile(path: string, file: AuthFile): Promise<void> {
@@ -87,21 +154,47 @@ async function writeAuthFile(path: string, file: AuthFile): Promise<void> {
   await rename(tmp, path);
 }
 
-/** Saves credentials in berth's store (not docker's). */
-export async function saveCredentials(registry: string, creds: { username: string; password: string }): Promise<string> {
-  const path = berthAuthPath();
+/**
+ * Saves credentials where docker does (config.json, or its credential helper when it has
+ * one), or in `authfile`. Returns where they went.
+ */
+export async function saveCredentials(registry: string, creds: { username: string; password: string }, lookup: CredentialsLookup = {}): Promise<string> {
+  const path = lookup.authfile ?? dockerConfigPath();
   const file = await readAuthFile(path);
+  const helper = lookup.authfile ? undefined : helperFor(file, registry);
+  if (helper) {
+    await runHelper(helper, 'store', JSON.stringify({ ServerURL: helperServer(registry), Username: creds.username, Secret: creds.password }));
+    return `docker-credential-${helper}`;
+  }
   file.auths = { ...file.auths, [registry]: { auth: Buffer.from(`${creds.username}:${creds.password}`).toString('base64') } };
   await writeAuthFile(path, file);
   return path;
 }
 
-/** Removes a registry from berth's store; false when there was nothing to remove. */
-export async function removeCredentials(registry: string): Promise<boolean> {
-  const path = berthAuthPath();
-  const file = await readAuthFile(path);
-  if (!file.auths?.[registry]) return false;
-  delete file.auths[registry];
-  await writeAuthFile(path, file);
-  return true;
+/**
+ * Removes a registry's credentials from where `berth login` saves them (and from berth's
+ * own file of older releases); false when there was nothing to remove.
+ */
+export async function removeCredentials(registry: string, lookup: CredentialsLookup = {}): Promise<boolean> {
+  let removed = false;
+  const primary = lookup.authfile ?? dockerConfigPath();
+  for (const path of primary === berthAuthPath() ? [primary] : [primary, berthAuthPath()]) {
+    const file = await readAuthFile(path);
+    const helper = path === dockerConfigPath() && !lookup.authfile ? helperFor(file, registry) : undefined;
+    if (helper) {
+      removed = await runHelper(helper, 'erase', helperServer(registry)).then(
+        () => true,
+        (err: unknown) => {
+          if ((err as { notFound?: boolean }).notFound) return removed;
+          throw err;
+        },
+      );
+    }
+    const key = keysFor(registry).find((k) => file.auths?.[k]);
+    if (!key) continue;
+    delete file.auths![key];
+    await writeAuthFile(path, file);
+    removed = true;
+  }
+  return removed;
 }

@@ -5,7 +5,7 @@
 
 import { Readable } from 'node:stream';
 import { basicHeader, parseChallenge, scopesCover, TokenCache, TokenError, type Challenge } from './auth.js';
-import { findCredentials, type Credentials } from './credentials.js';
+import { findCredentials, type Credentials, type CredentialsLookup } from './credentials.js';
 import { digestOf, verifyBuffer } from './digest.js';
 import { describeFailure } from './errors.js';
 import {
@@ -16,12 +16,11 @@ import {
   type FetchedManifest,
   type ImageIndex,
 } from './media-types.js';
-import { registryBaseUrl } from './reference.js';
+import { apiHost } from './reference.js';
+import { connectionFor, isCertificateError, isNotTls, type Connection, type TlsOptions } from './tls.js';
 import { withRetries, type RetryOptions } from './retry.js';
 
-export interface ClientOptions {
-  /** Plain HTTP for a registry that is not on loopback (loopback always uses HTTP). */
-  insecure?: boolean;
+export interface ClientOptions extends TlsOptions, CredentialsLookup {
   /** Credentials to use; `null` for anonymous; default: look them up in the login stores. */
   credentials?: Credentials | null;
   userAgent?: string;
@@ -50,8 +49,11 @@ export const pullScope = (repo: string) => `repository:${repo}:pull`;
 export const pushScope = (repo: string) => `repository:${repo}:pull,push`;
 export const deleteScope = (repo: string) => `repository:${repo}:delete`;
 
+/** Registries found to speak plain HTTP in this process, so each is probed once. */
+const plainHttp = new Set<string>();
+
 export class RegistryClient {
-  readonly baseUrl: string;
+  private connection?: Promise<Connection>;
   private challenge?: Challenge;
   private creds?: Credentials | null;
   private readonly tokens: TokenCache;
@@ -62,14 +64,18 @@ export class RegistryClient {
     readonly registry: string,
     private readonly opts: ClientOptions = {},
   ) {
-    this.baseUrl = registryBaseUrl(registry, opts);
     this.creds = opts.credentials;
     this.userAgent = opts.userAgent ?? 'berth-client/0.1';
     this.tokens = new TokenCache(this.userAgent);
   }
 
+  /** The API's base URL: https, or http once the registry was found to speak plain HTTP. */
+  get baseUrl(): string {
+    return `${plainHttp.has(this.registry) ? 'http' : 'https'}://${apiHost(this.registry)}`;
+  }
+
   private async credentials(): Promise<Credentials | undefined> {
-    if (this.creds === undefined) this.creds = (await findCredentials(this.registry)) ?? null;
+    if (this.creds === undefined) this.creds = (await findCredentials(this.registry, this.opts)) ?? null;
     return this.creds ?? undefined;
   }
 
@@ -99,17 +105,28 @@ export class RegistryClient {
       const headers: Record<string, string> = { 'user-agent': this.userAgent, ...opts.headers };
       const authorization = await this.authorization(scopes);
       if (authorization) headers.authorization = authorization;
+      const connection = await (this.connection ??= connectionFor(this.registry, this.opts));
       const body = opts.body?.();
-      const res = await fetch(path.startsWith('http') ? path : `${this.baseUrl}${path}`, {
-        method,
-        headers,
-        body: body as BodyInit | undefined,
-        // Streams need half-duplex; redirects (blob storage on another host) are followed,
-        // and fetch drops the Authorization header when one leaves the origin.
-        ...(body instanceof Readable ? { duplex: 'half' } : {}),
-      } as RequestInit).catch((err: unknown) => {
+      const url = path.startsWith('http') ? path : `${this.baseUrl}${path}`;
+      let res: Response;
+      try {
+        res = await fetch(url, {
+          method,
+          headers,
+          body: body as BodyInit | undefined,
+          // Streams need half-duplex; redirects (blob storage on another host) are followed,
+          // and fetch drops the Authorization header when one leaves the origin.
+          ...(body instanceof Readable ? { duplex: 'half' } : {}),
+          ...(connection.dispatcher ? { dispatcher: connection.dispatcher } : {}),
+        } as RequestInit);
+      } catch (err) {
+        if (this.shouldFallBack(err, url, connection)) {
+          plainHttp.add(this.registry);
+          round--; // the same request again, over HTTP
+          continue;
+        }
         throw this.connectionError(err);
-      });
+      }
       if (res.status !== 401 || round > 0) return res;
       const challenge = parseChallenge(res.headers.get('www-authenticate'));
       if (!challenge) return res;
@@ -127,18 +144,29 @@ export class RegistryClient {
     }
   }
 
+  /** An HTTPS request to a registry that may speak plain HTTP, refused as not TLS: try HTTP. */
+  private shouldFallBack(err: unknown, url: string, connection: Connection): boolean {
+    if (!connection.httpFallback || !url.startsWith(`https://${this.registry}/`)) return false;
+    const cause = (err as { cause?: NodeJS.ErrnoException }).cause;
+    return !!cause && isNotTls(cause.code ?? '', cause.message);
+  }
+
   /**
-   * fetch's "fetch failed" says little: name the registry and the cause, and suggest
-   * --insecure when an HTTPS handshake met a plain HTTP server. The cause's code is kept
-   * so retries still see a transient failure.
+   * fetch's "fetch failed" says little: name the registry and the cause, and say what to
+   * do about a certificate that is not trusted (--ca-cert) or a registry that speaks plain
+   * HTTP (--insecure). The cause's code is kept so retries still see a transient failure.
    */
   private connectionError(err: unknown): Error {
     const cause = (err as { cause?: NodeJS.ErrnoException & { message: string } }).cause;
     if (!cause) return err as Error;
     const code = cause.code ?? '';
     let hint = '';
-    if (/SSL|TLS|EPROTO|CERT/i.test(`${code} ${cause.message}`) && this.baseUrl.startsWith('https:')) {
-      hint = `; if ${this.registry} speaks plain HTTP, add --insecure`;
+    if (this.baseUrl.startsWith('https:') && isCertificateError(code, cause.message)) {
+      hint =
+        `; to trust its certificate, pass its CA with --ca-cert FILE or put it in /etc/containers/certs.d/${this.registry}/ca.crt` +
+        ' (--tls-verify=false skips the check)';
+    } else if (this.baseUrl.startsWith('https:') && isNotTls(code, cause.message)) {
+      hint = `; if ${this.registry} speaks plain HTTP, add --insecure (or --tls-verify=false)`;
     }
     return Object.assign(new Error(`cannot reach ${this.registry} (${this.baseUrl}): ${cause.message}${hint}`, { cause }), { code });
   }

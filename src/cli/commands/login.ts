@@ -1,5 +1,6 @@
-// `berth login <registry>`: checks the credentials against the registry (the /v2/ ping,
-// and a token when it uses the token flow), then saves them in berth's login store.
+// `berth login REGISTRY`: checks the credentials against the registry (the /v2/ ping,
+// and a token when it uses the token flow), then saves them where docker does (its
+// config.json or credential helper), or in --authfile.
 
 import type { Command } from 'commander';
 import { createInterface } from 'node:readline';
@@ -45,7 +46,7 @@ export function register(program: Command): void {
   withClientFlags(
     program
       .command('login <registry>')
-      .description('log in to a registry (host[:port]); credentials are checked, then saved for later commands')
+      .description('log in to a registry (HOST[:PORT]); credentials are checked, then saved where docker keeps them (or in --authfile)')
       .option('-u, --username <name>', 'user name')
       .option('-p, --password <password>', 'password (prefer --password-stdin: arguments show in process lists)')
       .option('--password-stdin', 'read the password from stdin'),
@@ -59,7 +60,7 @@ export function register(program: Command): void {
       : (flags.password ?? (interactive ? await ask('Password: ', true) : undefined));
     if (!password) throw new Error('a password is needed: --password-stdin or --password <password>');
     await connect(registry, { ...clientOptions(flags), credentials: { username, password } }).checkLogin();
-    const path = await saveCredentials(registry, { username, password });
+    const path = await saveCredentials(registry, { username, password }, { authfile: flags.authfile });
     printResult(flags, { registry, username, saved: path }, flags.quiet ? '' : `Logged in to ${registry} as ${username} (saved in ${path})`);
   });
 }

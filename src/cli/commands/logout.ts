@@ -1,19 +1,20 @@
-// `berth logout <registry>`: forgets the credentials berth saved for a registry.
+// `berth logout REGISTRY`: forgets the credentials `berth login` saved for a registry
+// (docker's config.json or credential helper, or --authfile; and berth's own file).
 
 import type { Command } from 'commander';
 import { removeCredentials } from '../../client/index.js';
-import { printResult, type CommonFlags } from '../client-output.js';
+import { printResult, withOutputFlags, type CommonFlags } from '../client-output.js';
 import { registryHost } from './login.js';
 
 export function register(program: Command): void {
-  program
-    .command('logout <registry>')
-    .description("remove the saved credentials for a registry (docker's config.json is left alone)")
-    .option('-q, --quiet', 'print nothing')
-    .option('--json', 'print the result as JSON')
-    .action(async (registryArg: string, flags: CommonFlags) => {
-      const registry = registryHost(registryArg);
-      const removed = await removeCredentials(registry);
-      printResult(flags, { registry, removed }, flags.quiet ? '' : removed ? `Logged out of ${registry}` : `Not logged in to ${registry}`);
-    });
+  withOutputFlags(
+    program
+      .command('logout <registry>')
+      .description('remove the saved credentials for a registry (HOST[:PORT])')
+      .option('--authfile <file>', 'remove them from this file instead of docker\'s config.json'),
+  ).action(async (registryArg: string, flags: CommonFlags) => {
+    const registry = registryHost(registryArg);
+    const removed = await removeCredentials(registry, { authfile: flags.authfile });
+    printResult(flags, { registry, removed }, flags.quiet ? '' : removed ? `Logged out of ${registry}` : `Not logged in to ${registry}`);
+  });
 }
