@@ -70,11 +70,12 @@ describe.skipIf(!canRun)('berth client commands against Berth with token auth', 
     const wrong = await berth(['login', host, '-u', 'alice', '--password-stdin'], 'nope\n');
     expect(wrong.code).not.toBe(0);
     expect(wrong.stderr).toContain(`401 from ${host}`);
-    expect(existsSync(env.BERTH_AUTH_FILE!)).toBe(false);
+    expect(existsSync(join(env.DOCKER_CONFIG!, 'config.json'))).toBe(false);
 
     const login = await ok(['login', host, '-u', 'alice', '--password-stdin'], 'alice-password\n');
-    expect(login.stdout).toContain(`Logged in to ${host} as alice`);
-    const stored = JSON.parse(await readFile(env.BERTH_AUTH_FILE!, 'utf8'));
+    // Saved where docker keeps them, so docker and berth share one login.
+    expect(login.stdout).toContain(`Logged in to ${host} as alice (saved in ${join(env.DOCKER_CONFIG!, 'config.json')})`);
+    const stored = JSON.parse(await readFile(join(env.DOCKER_CONFIG!, 'config.json'), 'utf8'));
     expect(Buffer.from(stored.auths[host].auth, 'base64').toString()).toBe('alice:alice-password');
   });
 
@@ -106,9 +107,9 @@ describe.skipIf(!canRun)('berth client commands against Berth with token auth', 
     for (const d of image.manifest.layers) expect((await readLayoutBlob(out, d.digest)).equals(await readLayoutBlob(image.layout, d.digest))).toBe(true);
     expect(JSON.parse(await skopeo('inspect', '--raw', `oci:${out}:1`)).layers).toHaveLength(2);
 
-    await ok(['rm', `${host}/team/app:stable`]);
+    await ok(['delete', `${host}/team/app:stable`]);
     expect((await ok(['tags', `${host}/team/app`])).stdout.trim()).toBe('1');
-    await ok(['rm', `${host}/team/app@${image.digest}`]);
+    await ok(['delete', `${host}/team/app@${image.digest}`]);
     const gone = await berth(['digest', `${host}/team/app:1`]);
     expect(gone.code).not.toBe(0);
     expect(gone.stderr).toMatch(/MANIFEST_UNKNOWN|manifest unknown/);
@@ -213,10 +214,10 @@ describe.skipIf(!canRun || !e2eTools('docker-registry'))('berth against the refe
     const cfg = JSON.parse(await skopeo('inspect', '--config', '--tls-verify=false', `docker://${reg.host}/demo/from-archive:1`));
     expect(cfg.rootfs.diff_ids).toHaveLength(1);
     // The reference registry cannot delete a tag alone: the error names the digest to delete instead.
-    const rmTag = await berth(['rm', `${reg.host}/demo/bb:1`]);
+    const rmTag = await berth(['delete', `${reg.host}/demo/bb:1`]);
     expect(rmTag.code).not.toBe(0);
-    expect(rmTag.stderr).toContain(`berth rm ${reg.host}/demo/bb@${image.digest}`);
-    await ok(['rm', `${reg.host}/demo/bb@${image.digest}`]);
+    expect(rmTag.stderr).toContain(`berth delete ${reg.host}/demo/bb@${image.digest}`);
+    await ok(['delete', `${reg.host}/demo/bb@${image.digest}`]);
     expect((await berth(['digest', `${reg.host}/demo/bb:1`])).code).not.toBe(0);
   });
 });

@@ -2,7 +2,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { parseChallenge, scopesCover } from '../src/client/auth.js';
-import { isLoopback, parseReference, pickPlatform, registryBaseUrl } from '../src/client/index.js';
+import { isLoopback, parseImageLocation, parseReference, pickPlatform, RegistryClient } from '../src/client/index.js';
 
 describe('parseReference', () => {
   it('splits host, port, repository, tag and digest', () => {
@@ -17,23 +17,53 @@ describe('parseReference', () => {
   it('puts names without a host on Docker Hub, single names under library/', () => {
     expect(parseReference('busybox')).toMatchObject({ registry: 'docker.io', repository: 'library/busybox', tag: 'latest' });
     expect(parseReference('someone/tool:2')).toMatchObject({ registry: 'docker.io', repository: 'someone/tool', tag: '2' });
-    expect(registryBaseUrl('docker.io')).toBe('https://registry-1.docker.io');
+    expect(new RegistryClient('docker.io').baseUrl).toBe('https://registry-1.docker.io');
   });
 
-  it('rejects what the distribution grammar rejects', () => {
-    expect(() => parseReference('127.0.0.1:5000/Upper/case')).toThrow(/invalid repository name/);
+  it('rejects what the distribution grammar rejects, naming the fix', () => {
+    expect(() => parseReference('127.0.0.1:5000/Upper/case')).toThrow(/invalid repository name.*repository names are lowercase \(upper\/case\)/);
     expect(() => parseReference('127.0.0.1:5000/app:-bad')).toThrow(/invalid tag/);
     expect(() => parseReference('127.0.0.1:5000/app@sha256')).toThrow(/invalid digest/);
   });
 
-  it('uses plain HTTP on loopback or with --insecure only', () => {
+  it('says what is wrong with an empty tag or a registry without a repository', () => {
+    expect(() => parseReference('127.0.0.1:5000/app:')).toThrow('empty tag in 127.0.0.1:5000/app:: remove the trailing colon or name a tag');
+    expect(() => parseReference('127.0.0.1:5010')).toThrow('127.0.0.1:5010 names a registry but no repository: write 127.0.0.1:5010/REPOSITORY[:TAG]');
+    expect(() => parseReference('registry.example.com/')).toThrow(/names a registry but no repository/);
+    expect(() => parseReference('registry.example.com')).toThrow(/names a registry but no repository/);
+    expect(parseReference('localhost:5000/app')).toMatchObject({ registry: 'localhost:5000', repository: 'app' });
+  });
+
+  it('knows loopback registries (the ones that may fall back to plain HTTP)', () => {
     expect(isLoopback('127.0.0.1:5000')).toBe(true);
     expect(isLoopback('localhost')).toBe(true);
     expect(isLoopback('[::1]:5000')).toBe(true);
     expect(isLoopback('10.0.0.1:5000')).toBe(false);
-    expect(registryBaseUrl('127.0.0.1:5000')).toBe('http://127.0.0.1:5000');
-    expect(registryBaseUrl('reg.example.com')).toBe('https://reg.example.com');
-    expect(registryBaseUrl('reg.example.com:5000', { insecure: true })).toBe('http://reg.example.com:5000');
+    // HTTPS first, everywhere: plain HTTP only after a loopback or insecure registry refused TLS.
+    expect(new RegistryClient('reg.example.com').baseUrl).toBe('https://reg.example.com');
+    expect(new RegistryClient('127.0.0.1:5999').baseUrl).toBe('https://127.0.0.1:5999');
+  });
+});
+
+describe('parseImageLocation (skopeo transports)', () => {
+  it('reads docker://, oci:, oci-archive: and docker-archive:, a bare reference as docker://', () => {
+    expect(parseImageLocation('docker://127.0.0.1:5000/app:1')).toMatchObject({ transport: 'docker', ref: { registry: '127.0.0.1:5000', repository: 'app', tag: '1' } });
+    expect(parseImageLocation('127.0.0.1:5000/app')).toMatchObject({ transport: 'docker', ref: { tag: 'latest' } });
+    expect(parseImageLocation('oci:./app:latest')).toEqual({ transport: 'oci', path: './app', tag: 'latest' });
+    expect(parseImageLocation('oci:/srv/app')).toEqual({ transport: 'oci', path: '/srv/app', tag: undefined });
+    expect(parseImageLocation('oci-archive:app.tar:v1')).toEqual({ transport: 'oci-archive', path: 'app.tar', tag: 'v1' });
+    expect(parseImageLocation('docker-archive:./app.tar:example/app:1')).toEqual({ transport: 'docker-archive', path: './app.tar', name: 'example/app:1' });
+  });
+
+  it('takes a bare path as a layout (or a .tar as a docker archive) where a path is expected', () => {
+    expect(parseImageLocation('./busybox', { pathDefault: true })).toEqual({ transport: 'oci', path: './busybox' });
+    expect(parseImageLocation('/tmp/app.tar', { pathDefault: true })).toEqual({ transport: 'docker-archive', path: '/tmp/app.tar' });
+  });
+
+  it('names the fix for an empty tag and a transport berth does not have', () => {
+    expect(() => parseImageLocation('oci:./app:')).toThrow('empty tag in oci:./app:: remove the trailing colon or name a tag');
+    expect(() => parseImageLocation('containers-storage:app')).toThrow(/does not read or write the containers-storage transport/);
+    expect(() => parseImageLocation('docker:app')).toThrow(/docker:\/\/HOST\/REPO/);
   });
 });
 

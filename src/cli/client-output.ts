@@ -1,5 +1,6 @@
-// What the client commands share: the common options (--insecure, --quiet, --json),
-// the client options they turn into, progress on screen, and printing results.
+// What the client commands share: the common options (--insecure/--tls-verify,
+// --ca-cert, --authfile, --quiet, --json), the client options they turn into, progress
+// on screen, and printing results.
 //
 // Progress: on a terminal, one cli-progress bar per blob with bytes and rate; when
 // stderr is not a terminal, one line per finished blob; nothing with --quiet or --json.
@@ -8,34 +9,52 @@
 import { MultiBar, Presets, type SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
 import type { ClientOptions, ProgressEvent, ProgressListener } from '../client/index.js';
+import { formatBytes } from './sizes.js';
 
-export interface CommonFlags {
-  insecure?: boolean;
+export interface OutputFlags {
   quiet?: boolean;
   json?: boolean;
 }
 
-/** Adds --insecure, --quiet and --json to a command. */
+export interface CommonFlags extends OutputFlags {
+  insecure?: boolean;
+  tlsVerify?: boolean;
+  caCert?: string[];
+  authfile?: string;
+}
+
+/** Adds --quiet and --json, which every command that prints a result takes. */
+export function withOutputFlags(cmd: Command): Command {
+  return cmd.option('-q, --quiet', 'print only the result').option('--json', 'print the result as JSON (errors too, on stderr)');
+}
+
+/** skopeo's `--tls-verify=false`: a boolean flag that also takes a value. */
+function parseBool(value: string): boolean {
+  if (/^(true|1|yes)$/i.test(value)) return true;
+  if (/^(false|0|no)$/i.test(value)) return false;
+  throw new Error(`expected true or false, got ${value}`);
+}
+
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+/** Adds the options of every command that talks to a registry. */
 export function withClientFlags(cmd: Command): Command {
-  return cmd
-    .option('--insecure', 'use plain HTTP for a registry that is not on loopback (loopback always is)')
-    .option('-q, --quiet', 'print only the result')
-    .option('--json', 'print the result as JSON (for scripts)');
+  return withOutputFlags(
+    cmd
+      .option('--insecure', 'allow plain HTTP and skip certificate checks for the registry (same as --tls-verify=false)')
+      .option('--tls-verify [bool]', 'verify the registry\'s certificate and require HTTPS (default true)', parseBool)
+      .option('--ca-cert <file>', 'trust this CA certificate (PEM) too; repeatable', collect)
+      .option('--authfile <file>', 'read credentials from this file first (podman/skopeo auth.json format)'),
+  );
 }
 
 export function clientOptions(flags: CommonFlags): ClientOptions {
-  return { insecure: !!flags.insecure, userAgent: 'berth/0.1' };
-}
-
-export function humanBytes(n: number): string {
-  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
-  let i = 0;
-  let v = n;
-  while (v >= 1000 && i < units.length - 1) {
-    v /= 1000;
-    i++;
-  }
-  return `${i === 0 ? v : v.toFixed(1)} ${units[i]}`;
+  return {
+    insecure: !!flags.insecure || flags.tlsVerify === false,
+    caCert: flags.caCert,
+    authfile: flags.authfile,
+    userAgent: 'berth/0.1',
+  };
 }
 
 const short = (digest: string) => digest.slice(digest.indexOf(':') + 1, digest.indexOf(':') + 13);
@@ -67,8 +86,8 @@ export function startProgress(flags: CommonFlags): Progress {
         const filled = Math.round(params.progress * width);
         const bar = '█'.repeat(filled) + '░'.repeat(width - filled);
         const elapsed = Math.max((Date.now() - params.startTime) / 1000, 0.001);
-        const rate = payload.state ? '' : `  ${humanBytes(params.value / elapsed)}/s`;
-        return `${payload.id}  ${bar}  ${humanBytes(params.value)} / ${humanBytes(params.total)}${payload.state ? `  ${payload.state}` : rate}`;
+        const rate = payload.state ? '' : `  ${formatBytes(params.value / elapsed)}/s`;
+        return `${payload.id}  ${bar}  ${formatBytes(params.value)} / ${formatBytes(params.total)}${payload.state ? `  ${payload.state}` : rate}`;
       },
     },
     Presets.shades_classic,
@@ -86,7 +105,7 @@ export function startProgress(flags: CommonFlags): Progress {
     listener: (e: ProgressEvent) => {
       switch (e.type) {
         case 'blob-start':
-          bar(e.digest, e.size).update(e.resumeAt, { state: e.resumeAt ? `resuming at ${humanBytes(e.resumeAt)}` : '' });
+          bar(e.digest, e.size).update(e.resumeAt, { state: e.resumeAt ? `resuming at ${formatBytes(e.resumeAt)}` : '' });
           break;
         case 'blob-progress':
           bar(e.digest, e.size).update(e.bytes, { state: '' });
@@ -111,9 +130,9 @@ export function startProgress(flags: CommonFlags): Progress {
 function describeEvent(e: ProgressEvent): string | undefined {
   switch (e.type) {
     case 'blob-done':
-      return `${short(e.digest)}  ${humanBytes(e.size)}  done`;
+      return `${short(e.digest)}  ${formatBytes(e.size)}  done`;
     case 'blob-skipped':
-      return `${short(e.digest)}  ${humanBytes(e.size)}  ${e.reason === 'mounted' ? 'mounted' : 'already there'}`;
+      return `${short(e.digest)}  ${formatBytes(e.size)}  ${e.reason === 'mounted' ? 'mounted' : 'already there'}`;
     case 'retry':
       return `${e.what}: ${e.error}; retrying in ${e.delayMs} ms`;
     case 'manifest':

@@ -5,7 +5,7 @@
 // content it does not have.
 
 import type { ImageDestination, ImageSource, TransferContext } from './endpoints.js';
-import { children, isIndexType, type Descriptor, type FetchedManifest, type ImageIndex, type Platform } from './media-types.js';
+import { children, isIndexType, type Descriptor, type FetchedManifest, type ImageIndex, type ImageManifest, type Platform } from './media-types.js';
 import { formatPlatform, hostPlatform, pickPlatform } from './platform.js';
 
 export interface CopyOptions extends TransferContext {
@@ -15,11 +15,15 @@ export interface CopyOptions extends TransferContext {
   allPlatforms?: boolean;
   /** Blobs in flight at once (default 4). */
   concurrency?: number;
+  /** The digest the destination names (`repo@sha256:...`): the image copied must have it. */
+  expectDigest?: string;
 }
 
 export interface CopyResult {
   /** Digest of the manifest (or index) stored at the destination's tag. */
   digest: string;
+  /** Its digest at the source: differs from `digest` when a layout got the OCI form of a Docker manifest. */
+  sourceDigest: string;
   mediaType: string;
   /** The top manifest, exactly as stored. */
   manifest: FetchedManifest;
@@ -52,6 +56,14 @@ export async function copyImage(
     }
     indexDigest = root.digest;
     root = await source.getManifest(picked.digest);
+  } else if (!isIndexType(root.mediaType) && opts.platform) {
+    await checkPlatform(source, reference, root, opts.platform);
+  }
+  if (opts.expectDigest && opts.expectDigest !== root.digest && opts.expectDigest !== indexDigest) {
+    throw new Error(
+      `the destination names ${opts.expectDigest} but the image is ${indexDigest ?? root.digest}: ` +
+        'leave the digest out of the destination or name the image it has',
+    );
   }
 
   // Post-order walk: every manifest after the manifests it references.
@@ -69,12 +81,34 @@ export async function copyImage(
   await walk(root);
 
   await runPool([...blobs.values()], opts.concurrency ?? 4, (desc) => destination.putBlob(desc, source, opts));
+  let stored = root.digest;
   for (const m of manifests) {
-    await destination.putManifest(m, { root: m === root, tag }, opts);
+    const digest = await destination.putManifest(m, { root: m === root, tag }, opts);
+    if (m === root) stored = digest;
   }
   await destination.finish?.();
   const bytes = [...blobs.values()].reduce((n, d) => n + d.size, 0);
-  return { digest: root.digest, mediaType: root.mediaType, manifest: root, indexDigest, blobs: blobs.size, bytes };
+  return { digest: stored, sourceDigest: root.digest, mediaType: root.mediaType, manifest: root, indexDigest, blobs: blobs.size, bytes };
+}
+
+/** Image configs are small; a larger one is not an image config. */
+const MAX_CONFIG_BYTES = 4 * 1024 * 1024;
+
+/** A single-platform image asked for with --platform must be for that platform. */
+async function checkPlatform(source: ImageSource, reference: string, m: FetchedManifest, want: Platform): Promise<void> {
+  const config = (m.parsed as ImageManifest).config;
+  if (!config || !/image\.config|container\.image/.test(config.mediaType) || config.size > MAX_CONFIG_BYTES) return;
+  const chunks: Buffer[] = [];
+  for await (const chunk of await source.openBlob(config, 0)) chunks.push(chunk as Buffer);
+  const parsed = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Partial<Platform>;
+  if (!parsed.os || !parsed.architecture) return;
+  const have: Platform = { os: parsed.os, architecture: parsed.architecture, ...(parsed.variant ? { variant: parsed.variant } : {}) };
+  if (!pickPlatform([{ ...config, platform: have }], want)) {
+    throw new Error(
+      `${source.name}${reference ? `:${reference}` : ''} has no image for ${formatPlatform(want)} (it has: ${formatPlatform(have)}); ` +
+        'leave out --platform to take it as it is',
+    );
+  }
 }
 
 /** Runs `fn` over `items` with at most `limit` at once; the first failure stops new work and is thrown. */

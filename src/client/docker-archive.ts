@@ -49,8 +49,8 @@ async function isGzip(path: string): Promise<boolean> {
   }
 }
 
-/** Unpacks the archive's regular files under `dir` (names checked: nothing escapes `dir`). */
-async function extractArchive(archive: string, dir: string): Promise<void> {
+/** Unpacks a tar's regular files under `dir` (names checked: nothing escapes `dir`); also used for oci-archive. */
+export async function extractArchive(archive: string, dir: string): Promise<void> {
   const extract = tar.extract();
   const done = pipeline(createReadStream(archive), extract);
   for await (const entry of extract) {

@@ -6,6 +6,7 @@ import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { OciLayout } from './layout.js';
 import { manifestMediaType, type Descriptor, type FetchedManifest } from './media-types.js';
+import { toOciManifest } from './oci-convert.js';
 import type { ProgressListener } from './progress.js';
 import { withRetries, type RetryOptions } from './retry.js';
 import { RegistryClient } from './registry-client.js';
@@ -32,7 +33,7 @@ export interface ImageDestination {
    * Stores a manifest. Children go by digest; the root (`root: true`) goes under `tag`
    * when there is one, and is what a layout's index.json points at.
    */
-  putManifest(m: FetchedManifest, target: { root: boolean; tag?: string }, ctx: TransferContext): Promise<void>;
+  putManifest(m: FetchedManifest, target: { root: boolean; tag?: string }, ctx: TransferContext): Promise<string>;
   /** Called once the whole image is in. */
   finish?(): Promise<void>;
 }
@@ -179,11 +180,12 @@ export class RegistryDestination implements ImageDestination {
     await res.body?.cancel();
   }
 
-  async putManifest(m: FetchedManifest, target: { root: boolean; tag?: string }, ctx: TransferContext): Promise<void> {
+  async putManifest(m: FetchedManifest, target: { root: boolean; tag?: string }, ctx: TransferContext): Promise<string> {
     const reference = (target.root && target.tag) || m.digest;
     const digest = await this.client.putManifest(this.repo, reference, m.raw, m.mediaType);
     if (digest !== m.digest) throw new Error(`${this.name} stored ${reference} as ${digest}, expected ${m.digest}`);
     ctx.onProgress?.({ type: 'manifest', digest: m.digest, mediaType: m.mediaType, reference });
+    return digest;
   }
 }
 
@@ -277,7 +279,14 @@ export class LayoutSource implements ImageSource {
 }
 
 export class LayoutDestination implements ImageDestination {
-  constructor(readonly layout: OciLayout) {}
+  /** Docker manifests already stored in their OCI form, by their original digest. */
+  private readonly converted = new Map<string, Descriptor>();
+
+  constructor(
+    readonly layout: OciLayout,
+    /** Store Docker schema 2 manifests in their OCI form (what skopeo and umoci read). */
+    private readonly opts: { oci?: boolean } = {},
+  ) {}
   get name(): string {
     return this.layout.dir;
   }
@@ -302,10 +311,13 @@ export class LayoutDestination implements ImageDestination {
     ctx.onProgress?.({ type: 'blob-done', digest: desc.digest, size: desc.size });
   }
 
-  async putManifest(m: FetchedManifest, target: { root: boolean; tag?: string }, ctx: TransferContext): Promise<void> {
+  async putManifest(original: FetchedManifest, target: { root: boolean; tag?: string }, ctx: TransferContext): Promise<string> {
+    const m = this.opts.oci ? toOciManifest(original, this.converted) : original;
+    if (m !== original) this.converted.set(original.digest, { mediaType: m.mediaType, digest: m.digest, size: m.raw.length });
     await this.layout.writeBuffer(m.digest, m.raw);
     if (target.root) await this.layout.setTag(target.tag, { mediaType: m.mediaType, digest: m.digest, size: m.raw.length });
     ctx.onProgress?.({ type: 'manifest', digest: m.digest, mediaType: m.mediaType, reference: (target.root && target.tag) || m.digest });
+    return m.digest;
   }
 
   async finish(): Promise<void> {

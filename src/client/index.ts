@@ -28,18 +28,17 @@ export {
   pull,
   push,
   pushDockerArchive,
-  pushPath,
   pullDockerArchive,
   copy,
   getManifest,
   resolveDigest,
   tag,
   remove,
-  connect,
-  type TransferOptions,
   type PullOptions,
   type PushOptions,
 } from './images.js';
+export { transfer, connect, openSource, type TransferOptions, type OpenedSource } from './transfer.js';
+export { parseImageLocation, formatImageLocation, type ImageLocation } from './transports.js';
 export { copyImage, type CopyOptions, type CopyResult } from './copy.js';
 export { RegistryClient, type ClientOptions } from './registry-client.js';
 export { OciLayout, REF_NAME } from './layout.js';
@@ -52,7 +51,7 @@ export {
   type ImageSource,
   type ImageDestination,
 } from './endpoints.js';
-export { parseReference, formatReference, manifestReference, isLoopback, registryBaseUrl, type Reference } from './reference.js';
+export { parseReference, formatReference, manifestReference, isLoopback, type Reference } from './reference.js';
 export { parsePlatform, formatPlatform, hostPlatform, pickPlatform } from './platform.js';
 export { findCredentials, saveCredentials, removeCredentials, berthAuthPath, dockerConfigPath, type Credentials } from './credentials.js';
 export { RegistryHttpError } from './errors.js';

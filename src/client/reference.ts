@@ -45,7 +45,7 @@ export function parseReference(input: string, opts: { defaultTag?: string | null
   if (at >= 0) {
     digest = rest.slice(at + 1);
     rest = rest.slice(0, at);
-    if (!isDigest(digest)) throw new ReferenceError(`invalid digest in ${input}: ${digest}`);
+    if (!isDigest(digest)) throw new ReferenceError(`invalid digest in ${input}: ${digest || 'empty'} (expected algorithm:hex, e.g. sha256:...)`);
   }
   let tag: string | undefined;
   const lastSlash = rest.lastIndexOf('/');
@@ -53,7 +53,10 @@ export function parseReference(input: string, opts: { defaultTag?: string | null
   if (lastColon > lastSlash) {
     tag = rest.slice(lastColon + 1);
     rest = rest.slice(0, lastColon);
-    if (!isValidTag(tag)) throw new ReferenceError(`invalid tag in ${input}: ${tag}`);
+    if (tag === '') throw new ReferenceError(`empty tag in ${input}: remove the trailing colon or name a tag`);
+    // `127.0.0.1:5010` alone is a registry, not Docker Hub's image "127.0.0.1" tagged 5010.
+    if (!rest.includes('/') && looksLikeHost(rest) && /^\d+$/.test(tag)) throw noRepository(input);
+    if (!isValidTag(tag)) throw new ReferenceError(`invalid tag in ${input}: ${tag} (letters, digits, _ . -, up to 128, not starting with . or -)`);
   }
   const slash = rest.indexOf('/');
   let registry = DOCKER_HUB;
@@ -61,11 +64,24 @@ export function parseReference(input: string, opts: { defaultTag?: string | null
   if (slash >= 0 && looksLikeHost(rest.slice(0, slash))) {
     registry = rest.slice(0, slash);
     repository = rest.slice(slash + 1);
+    if (!repository) throw noRepository(input);
+  } else if (slash < 0 && looksLikeHost(rest) && rest !== 'localhost') {
+    throw noRepository(input);
   }
   if (registry === DOCKER_HUB && !repository.includes('/')) repository = `library/${repository}`;
-  if (!NAME_RE.test(repository)) throw new ReferenceError(`invalid repository name in ${input}: ${repository}`);
+  if (!NAME_RE.test(repository)) {
+    const hint = NAME_RE.test(repository.toLowerCase())
+      ? `repository names are lowercase (${repository.toLowerCase()})`
+      : 'lowercase letters, digits and . _ - between them, components separated by /';
+    throw new ReferenceError(`invalid repository name in ${input}: ${repository}: ${hint}`);
+  }
   if (!tag && !digest && opts.defaultTag !== null) tag = opts.defaultTag ?? 'latest';
   return { registry, repository, tag, digest };
+}
+
+function noRepository(input: string): ReferenceError {
+  const host = input.replace(/^(?:docker|https?):\/\//, '').replace(/\/+$/, '');
+  return new ReferenceError(`${input} names a registry but no repository: write ${host}/REPOSITORY[:TAG]`);
 }
 
 /** The reference a manifest request uses: the digest when there is one, else the tag. */
@@ -85,9 +101,7 @@ export function isLoopback(registry: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
-/** The base URL of a registry's API: http for loopback or when insecure, https otherwise. */
-export function registryBaseUrl(registry: string, opts: { insecure?: boolean } = {}): string {
-  const host = registry === DOCKER_HUB ? DOCKER_HUB_API : registry;
-  const scheme = opts.insecure || isLoopback(registry) ? 'http' : 'https';
-  return `${scheme}://${host}`;
+/** The host name of a registry's API (Docker Hub's differs from its name in references). */
+export function apiHost(registry: string): string {
+  return registry === DOCKER_HUB ? DOCKER_HUB_API : registry;
 }

@@ -5,7 +5,7 @@
 
 import { readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { OciLayout, pull, type PullOptions } from '../client/index.js';
+import { OciLayout, pull, type CopyResult, type PullOptions } from '../client/index.js';
 import { formatReference, parseReference } from '../client/reference.js';
 import { isIndexType, type Descriptor, type ImageIndex, type ImageManifest } from '../client/media-types.js';
 import { Containers } from './containers.js';
@@ -24,9 +24,9 @@ export async function hasImage(store: RuntimeStore, name: string): Promise<boole
 }
 
 /** Pulls `name` (a full reference) into the store, for this host's platform. */
-export async function pullImage(store: RuntimeStore, name: string, opts: PullOptions = {}): Promise<void> {
+export async function pullImage(store: RuntimeStore, name: string, opts: PullOptions = {}): Promise<CopyResult> {
   await store.init();
-  await store.withLock(() => pull(name, store.images, { ...opts, tag: name, allPlatforms: false }));
+  return store.withLock(() => pull(name, store.images, { ...opts, tag: name, allPlatforms: false }));
 }
 
 export interface ImageSummary {

@@ -3,7 +3,7 @@
 import type { Command } from 'commander';
 import { listImages } from '../../runtime/images.js';
 import { DEFAULT_ROOT, RuntimeStore } from '../../runtime/store.js';
-import { humanBytes } from '../client-output.js';
+import { formatBytes } from '../sizes.js';
 
 /** Prints rows under a header, columns padded to their widest cell. */
 export function printTable(header: string[], rows: string[][]): void {
@@ -27,7 +27,7 @@ export function register(program: Command): void {
       }
       printTable(
         ['IMAGE', 'ID', 'CREATED', 'SIZE'],
-        images.map((i) => [i.name, i.id.slice(i.id.indexOf(':') + 1, i.id.indexOf(':') + 13), i.created?.replace('T', ' ').slice(0, 19) ?? '', humanBytes(i.size)]),
+        images.map((i) => [i.name, i.id.slice(i.id.indexOf(':') + 1, i.id.indexOf(':') + 13), i.created?.replace('T', ' ').slice(0, 19) ?? '', formatBytes(i.size)]),
       );
     });
 }

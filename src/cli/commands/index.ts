@@ -13,6 +13,7 @@ import { register as inspect } from './inspect.js';
 import { register as digest } from './digest.js';
 import { register as tag } from './tag.js';
 import { register as rm } from './rm.js';
+import { register as deleteImage } from './delete.js';
 import { register as referrers } from './referrers.js';
 import { register as run } from './run.js';
 import { register as ps } from './ps.js';
@@ -41,6 +42,7 @@ export function registerCommands(program: Command): void {
   digest(program);
   tag(program);
   rm(program);
+  deleteImage(program);
   referrers(program);
   run(program);
   ps(program);

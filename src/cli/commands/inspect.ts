@@ -1,21 +1,24 @@
-// `berth inspect <ref>`: what an image is made of. For an index, its platforms; for an
-// image, the config's platform, entrypoint and creation date and each layer with its
-// size. --raw prints the manifest bytes exactly as the registry holds them.
+// `berth inspect IMAGE`: what an image is made of, from a registry or from any transport
+// (`oci:DIR[:TAG]`, `oci-archive:`, `docker-archive:`). For an index, its platforms; for
+// an image, the config's platform, entrypoint and creation date and each layer with its
+// size. --raw prints the manifest bytes exactly as they are stored.
 
 import type { Command } from 'commander';
 import {
-  connect,
+  formatImageLocation,
   formatPlatform,
   formatReference,
   isIndexType,
-  manifestReference,
+  openSource,
+  parseImageLocation,
   parsePlatform,
-  parseReference,
   pickPlatform,
   type ImageIndex,
   type ImageManifest,
+  type ImageSource,
 } from '../../client/index.js';
-import { clientOptions, humanBytes, printResult, withClientFlags, type CommonFlags } from '../client-output.js';
+import { clientOptions, printResult, withClientFlags, type CommonFlags } from '../client-output.js';
+import { formatBytes } from '../sizes.js';
 
 interface InspectFlags extends CommonFlags {
   raw?: boolean;
@@ -38,51 +41,64 @@ export function register(program: Command): void {
       .option('--raw', 'print the manifest exactly as stored')
       .option('--platform <os/arch[/variant]>', 'for a multi-platform image: inspect this platform instead of listing them'),
   ).action(async (ref: string, flags: InspectFlags) => {
-    const r = parseReference(ref);
-    const client = connect(r.registry, clientOptions(flags));
-    let m = await client.getManifest(r.repository, manifestReference(r));
-    if (isIndexType(m.mediaType) && flags.platform) {
-      const picked = pickPlatform((m.parsed as ImageIndex).manifests ?? [], parsePlatform(flags.platform));
-      if (!picked) throw new Error(`${formatReference(r)} has no image for ${flags.platform}`);
-      m = await client.getManifest(r.repository, picked.digest);
+    const loc = parseImageLocation(ref);
+    const opened = await openSource(loc, clientOptions(flags));
+    try {
+      await inspect(opened.endpoint, opened.reference, loc.transport === 'docker' ? formatReference(loc.ref) : formatImageLocation(loc), flags);
+    } finally {
+      await opened.close();
     }
-    if (flags.raw) {
-      process.stdout.write(m.raw);
-      return;
-    }
-    const name = formatReference(r);
-    if (isIndexType(m.mediaType)) {
-      const index = m.parsed as ImageIndex;
-      const lines = [`Name:      ${name}`, `Digest:    ${m.digest}`, `MediaType: ${m.mediaType}`, 'Manifests:'];
-      for (const d of index.manifests ?? []) {
-        lines.push(`  ${d.digest}  ${d.platform ? formatPlatform(d.platform) : (d.artifactType ?? 'unknown/unknown')}  ${humanBytes(d.size)}`);
-      }
-      printResult(flags, { name, digest: m.digest, mediaType: m.mediaType, manifest: index }, lines.join('\n'));
-      return;
-    }
-    const manifest = m.parsed as ImageManifest;
-    const configBlob = manifest.config?.mediaType?.includes('image.config') || manifest.config?.mediaType?.includes('container.image')
-      ? (JSON.parse((await client.readBlob(r.repository, manifest.config.digest)).toString('utf8')) as ImageConfig)
-      : undefined;
-    const total = (manifest.layers ?? []).reduce((n, l) => n + l.size, 0) + (manifest.config?.size ?? 0);
-    const lines = [
-      `Name:      ${name}`,
-      `Digest:    ${m.digest}`,
-      `MediaType: ${m.mediaType}`,
-      ...(manifest.artifactType ? [`Artifact:  ${manifest.artifactType}`] : []),
-      ...(configBlob
-        ? [
-            `Platform:  ${formatPlatform({ os: configBlob.os ?? '?', architecture: configBlob.architecture ?? '?', variant: configBlob.variant })}`,
-            `Created:   ${configBlob.created ?? '-'}`,
-            `Command:   ${[...(configBlob.config?.Entrypoint ?? []), ...(configBlob.config?.Cmd ?? [])].join(' ') || '-'}`,
-          ]
-        : []),
-      `Config:    ${manifest.config?.digest}  ${humanBytes(manifest.config?.size ?? 0)}`,
-      `Layers:    ${manifest.layers?.length ?? 0}, ${humanBytes(total)} in all`,
-      ...(manifest.layers ?? []).map((l) => `  ${l.digest}  ${humanBytes(l.size)}  ${l.mediaType}`),
-      ...(manifest.subject ? [`Subject:   ${manifest.subject.digest}`] : []),
-    ];
-    printResult(flags, { name, digest: m.digest, mediaType: m.mediaType, manifest, config: configBlob, size: total }, lines.join('\n'));
   });
 }
 
+/** Image configs are small; read one whole. */
+async function readJson<T>(source: ImageSource, desc: { digest: string; size: number; mediaType: string }): Promise<T> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of await source.openBlob(desc, 0)) chunks.push(chunk as Buffer);
+  return JSON.parse(Buffer.concat(chunks).toString('utf8')) as T;
+}
+
+async function inspect(source: ImageSource, reference: string, name: string, flags: InspectFlags): Promise<void> {
+  let m = await source.getManifest(reference);
+  if (isIndexType(m.mediaType) && flags.platform) {
+    const picked = pickPlatform((m.parsed as ImageIndex).manifests ?? [], parsePlatform(flags.platform));
+    if (!picked) throw new Error(`${name} has no image for ${flags.platform}`);
+    m = await source.getManifest(picked.digest);
+  }
+  if (flags.raw) {
+    process.stdout.write(m.raw);
+    return;
+  }
+  if (isIndexType(m.mediaType)) {
+    const index = m.parsed as ImageIndex;
+    const lines = [`Name:      ${name}`, `Digest:    ${m.digest}`, `MediaType: ${m.mediaType}`, 'Manifests:'];
+    for (const d of index.manifests ?? []) {
+      lines.push(`  ${d.digest}  ${d.platform ? formatPlatform(d.platform) : (d.artifactType ?? 'unknown/unknown')}  ${formatBytes(d.size)}`);
+    }
+    printResult(flags, { name, digest: m.digest, mediaType: m.mediaType, manifest: index }, lines.join('\n'));
+    return;
+  }
+  const manifest = m.parsed as ImageManifest;
+  const configBlob = manifest.config?.mediaType?.includes('image.config') || manifest.config?.mediaType?.includes('container.image')
+    ? await readJson<ImageConfig>(source, manifest.config)
+    : undefined;
+  const total = (manifest.layers ?? []).reduce((n, l) => n + l.size, 0) + (manifest.config?.size ?? 0);
+  const lines = [
+    `Name:      ${name}`,
+    `Digest:    ${m.digest}`,
+    `MediaType: ${m.mediaType}`,
+    ...(manifest.artifactType ? [`Artifact:  ${manifest.artifactType}`] : []),
+    ...(configBlob
+      ? [
+          `Platform:  ${formatPlatform({ os: configBlob.os ?? '?', architecture: configBlob.architecture ?? '?', variant: configBlob.variant })}`,
+          `Created:   ${configBlob.created ?? '-'}`,
+          `Command:   ${[...(configBlob.config?.Entrypoint ?? []), ...(configBlob.config?.Cmd ?? [])].join(' ') || '-'}`,
+        ]
+      : []),
+    `Config:    ${manifest.config?.digest}  ${formatBytes(manifest.config?.size ?? 0)}`,
+    `Layers:    ${manifest.layers?.length ?? 0}, ${formatBytes(total)} in all`,
+    ...(manifest.layers ?? []).map((l) => `  ${l.digest}  ${formatBytes(l.size)}  ${l.mediaType}`),
+    ...(manifest.subject ? [`Subject:   ${manifest.subject.digest}`] : []),
+  ];
+  printResult(flags, { name, digest: m.digest, mediaType: m.mediaType, manifest, config: configBlob, size: total }, lines.join('\n'));
+}

@@ -2,7 +2,8 @@
 
 import type { Command } from 'commander';
 import { connect, formatReference, parseReference } from '../../client/index.js';
-import { clientOptions, humanBytes, printResult, withClientFlags, type CommonFlags } from '../client-output.js';
+import { clientOptions, printResult, withClientFlags, type CommonFlags } from '../client-output.js';
+import { formatBytes } from '../sizes.js';
 
 interface ReferrersFlags extends CommonFlags {
   artifactType?: string;
@@ -23,7 +24,7 @@ export function register(program: Command): void {
     printResult(
       flags,
       { subject: digest, manifests: list },
-      list.map((d) => `${d.digest}  ${d.artifactType ?? d.mediaType}  ${humanBytes(d.size)}`).join('\n'),
+      list.map((d) => `${d.digest}  ${d.artifactType ?? d.mediaType}  ${formatBytes(d.size)}`).join('\n'),
     );
   });
 }
