@@ -29,6 +29,8 @@ describe.skipIf(!hasTools)('pull-through cache', () => {
   let hub: RecordingProxy;
   /** In front of the reference registry: flips a byte of every blob. */
   let corrupting: RecordingProxy;
+  /** In front of the reference registry: holds every blob body half-way until released. */
+  let slow: RecordingProxy;
   let tokenUpstream: TestServer;
   let tokenRecorder: RecordingProxy;
   let basicUpstream: TestServer;
@@ -47,6 +49,7 @@ describe.skipIf(!hasTools)('pull-through cache', () => {
     reference = await startReferenceRegistry();
     hub = await startRecordingProxy(reference.url, { extraHeaders: { 'RateLimit-Limit': '100;w=21600', 'RateLimit-Remaining': '76;w=21600' } });
     corrupting = await startRecordingProxy(reference.url, { corruptBlobs: true });
+    slow = await startRecordingProxy(reference.url, { stallBlobsAfterBytes: 1 << 20 });
     tokenUpstream = await startTestServer({ auth: { mode: 'token', anonymousPull: true } });
     tokenRecorder = await startRecordingProxy(tokenUpstream.url);
     basicUpstream = await startTestServer({ auth: { mode: 'basic' } });
@@ -68,6 +71,7 @@ describe.skipIf(!hasTools)('pull-through cache', () => {
         { prefix: 'anon.example', url: tokenUpstream.url, tagTtl: 3_600_000 },
         { prefix: 'basic.example', url: basicUpstream.url, username: 'root', password: 'root-password', tagTtl: 3_600_000 },
         { prefix: 'corrupt.example', url: corrupting.url, tagTtl: 3_600_000 },
+        { prefix: 'slow.example', url: slow.url, tagTtl: 3_600_000 },
         { prefix: 'quick.example', url: reference.url, tagTtl: 1000 },
         { prefix: 'small.example', url: reference.url, tagTtl: 3_600_000, maxBytes: 3500 },
         { prefix: 'idle.example', url: reference.url, tagTtl: 3_600_000, idleFor: 1000 },
@@ -78,7 +82,7 @@ describe.skipIf(!hasTools)('pull-through cache', () => {
 
   afterAll(async () => {
     await cache?.destroy();
-    for (const p of [hub, corrupting, tokenRecorder]) await p?.close();
+    for (const p of [hub, corrupting, slow, tokenRecorder]) await p?.close();
     await tokenUpstream?.destroy();
     await basicUpstream?.destroy();
     await reference?.close();
@@ -165,6 +169,24 @@ describe.skipIf(!hasTools)('pull-through cache', () => {
     for (const d of [sha256(image.config), ...image.layers.map(sha256)]) expect(gets(`blobs/${d}`), d).toBe(1);
   });
 
+  it('streams a blob to the client while the upstream is still sending it', { timeout: 15_000 }, async () => {
+    const data = Buffer.alloc(4 << 20, 'streamed while stored ');
+    const digest = await pushBlob(reference.url, 'slow/blob', data);
+    const res = await fetch(`${cache.url}/v2/slow.example/slow/blob/blobs/${digest}`);
+    expect(res.status).toBe(200);
+    const reader = res.body!.getReader();
+    // The upstream holds the rest back: these bytes can only come while the fetch runs.
+    let received = 0;
+    while (received < 512 << 10) received += (await reader.read()).value!.length;
+    expect(received).toBeLessThan(data.length);
+    slow.release();
+    const rest: Uint8Array[] = [];
+    for (let r = await reader.read(); !r.done; r = await reader.read()) rest.push(r.value);
+    expect(received + rest.reduce((n, c) => n + c.length, 0)).toBe(data.length);
+    const stored = await fetch(`${cache.url}/v2/slow.example/slow/blob/blobs/${digest}`);
+    expect(sha256(Buffer.from(await stored.arrayBuffer()))).toBe(digest);
+  });
+
   it('stores nothing and fails the request when the upstream sends a corrupted blob', async () => {
     // Large enough to stream in many chunks: the client gets most bytes before the check fails.
     const data = Buffer.alloc(3 << 20, 'corrupted on the way ');
@@ -213,6 +235,9 @@ describe.skipIf(!hasTools)('pull-through cache', () => {
     const layer = sha256(image.layers[0]!);
     const blob = await fetch(`${cache.url}/v2/library/mirrored/blobs/${layer}`);
     expect(Buffer.from(await blob.arrayBuffer()).equals(image.layers[0]!)).toBe(true);
+    // docker.io/<name> is Docker Hub's official image library/<name>, as docker reads it.
+    const short = await fetch(`${cache.url}/v2/docker.io/mirrored/manifests/latest`, { headers: accept });
+    expect(short.headers.get('docker-content-digest')).toBe(image.digest);
     // Both landed in the cache's repository under its prefix.
     const catalog = (await (await fetch(`${cache.url}/v2/_catalog`)).json()) as { repositories: string[] };
     expect(catalog.repositories).toContain('docker.io/library/mirrored');

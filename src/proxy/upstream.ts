@@ -55,9 +55,14 @@ export class Upstream {
     this.releaseTransport();
   }
 
-  /** The upstream's name of a local repository under the prefix (`docker.io/library/x` -> `library/x`). */
+  /**
+   * The upstream's name of a local repository under the prefix (`docker.io/library/x` ->
+   * `library/x`). Under `docker.io`, a one-part name is an official image, as docker
+   * reads it: `docker.io/busybox` -> `library/busybox`.
+   */
   remoteName(repository: string): string {
-    return repository.slice(this.prefix.length + 1);
+    const name = repository.slice(this.prefix.length + 1);
+    return this.prefix === 'docker.io' && !name.includes('/') ? `library/${name}` : name;
   }
 
   /**

@@ -106,6 +106,8 @@ export interface RecordingProxy {
   requests: string[];
   /** While down, every connection is cut at once (an upstream that is unreachable). */
   setDown(down: boolean): void;
+  /** Lets blob bodies stalled by `stallBlobsAfterBytes` go on. */
+  release(): void;
   close(): Promise<void>;
 }
 
@@ -120,6 +122,8 @@ export interface ProxyOptions {
   corruptBlobs?: boolean;
   /** Headers added to every response (Docker Hub's RateLimit-* ones, say). */
   extraHeaders?: Record<string, string>;
+  /** Stop every blob GET's body after this many bytes until `release()` (a slow upstream). */
+  stallBlobsAfterBytes?: number;
 }
 
 /**
@@ -130,6 +134,8 @@ export async function startRecordingProxy(target: string, opts: ProxyOptions = {
   const requests: string[] = [];
   let drops = opts.times ?? 1;
   let down = false;
+  let released = false;
+  const stalled = new Set<() => void>();
   const server = createHttpServer((req, res) => {
     if (down) {
       req.socket.destroy();
@@ -139,6 +145,22 @@ export async function startRecordingProxy(target: string, opts: ProxyOptions = {
     // Host is passed on unchanged, so the Location headers of uploads point back at the proxy.
     const upstream = request(`${target}${req.url}`, { method: req.method, headers: req.headers }, (up) => {
       res.writeHead(up.statusCode ?? 502, { ...up.headers, ...opts.extraHeaders });
+      if (opts.stallBlobsAfterBytes !== undefined && req.method === 'GET' && /\/blobs\/sha/.test(req.url ?? '')) {
+        let sent = 0;
+        up.on('data', (chunk: Buffer) => {
+          const room = released ? chunk.length : Math.min(chunk.length, Math.max(0, opts.stallBlobsAfterBytes! - sent));
+          res.write(chunk.subarray(0, room));
+          sent += room;
+          if (room === chunk.length) return;
+          up.pause();
+          stalled.add(() => {
+            res.write(chunk.subarray(room));
+            up.resume();
+          });
+        });
+        up.on('end', () => res.end());
+        return;
+      }
       if (opts.corruptBlobs && req.method === 'GET' && /\/blobs\/sha/.test(req.url ?? '')) {
         const middle = Math.floor(Number(up.headers['content-length'] ?? 0) / 2);
         let at = 0;
@@ -180,6 +202,11 @@ export async function startRecordingProxy(target: string, opts: ProxyOptions = {
     url: `http://127.0.0.1:${port}`,
     host: `127.0.0.1:${port}`,
     requests,
+    release() {
+      released = true;
+      for (const go of stalled) go();
+      stalled.clear();
+    },
     setDown(value) {
       down = value;
       if (down) server.closeAllConnections();
