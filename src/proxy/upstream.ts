@@ -42,9 +42,10 @@ export class Upstream {
   ) {
     this.prefix = config.prefix;
     this.base = config.url.replace(/\/+$/, '');
-    const url = new URL(this.base);
-    // Absolute URLs are passed to the client, so its loopback-means-HTTP rule does not apply.
-    this.client = new RegistryClient(url.host, {
+    // Named by its URL, not `host:port`: requests go to absolute URLs under it, so the
+    // client's HTTPS-then-HTTP probing and its certs.d lookup (a client machine's
+    // settings) do not apply; TLS trust and timeouts come from transport.ts.
+    this.client = new RegistryClient(this.base, {
       credentials: upstreamCredentials(config) ?? null,
       userAgent: 'berth-proxy/0.1',
     });
