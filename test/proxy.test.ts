@@ -70,6 +70,7 @@ describe.skipIf(!hasTools)('pull-through cache', () => {
         { prefix: 'ghcr.io', url: tokenRecorder.url, username: 'root', password: 'root-password', tagTtl: 3_600_000 },
         { prefix: 'anon.example', url: tokenUpstream.url, tagTtl: 3_600_000 },
         { prefix: 'basic.example', url: basicUpstream.url, username: 'root', password: 'root-password', tagTtl: 3_600_000 },
+        { prefix: 'wrong.example', url: tokenUpstream.url, username: 'root', password: 'not-the-password', tagTtl: 3_600_000 },
         { prefix: 'corrupt.example', url: corrupting.url, tagTtl: 3_600_000 },
         { prefix: 'slow.example', url: slow.url, tagTtl: 3_600_000 },
         { prefix: 'quick.example', url: reference.url, tagTtl: 1000 },
@@ -114,6 +115,14 @@ describe.skipIf(!hasTools)('pull-through cache', () => {
     // The credential token flow: the token Berth saw the proxy's requests with a token.
     expect(tokenRecorder.requests.some((r) => r.startsWith('GET /v2/team/busybox/manifests/1.36'))).toBe(true);
   }, 120_000);
+
+  it('says so when the upstream refuses the proxy\'s credentials', async () => {
+    const res = await fetch(`${cache.url}/v2/wrong.example/team/busybox/manifests/1.36`);
+    expect(res.status).toBe(502);
+    const body = (await res.json()) as { errors: { code: string; message: string }[] };
+    expect(body.errors[0]!.message).toContain(`the upstream wrong.example (${tokenUpstream.url}) could not be asked for manifest team/busybox: 401: access refused to the proxy's credentials`);
+    expect(body.errors[0]!.message).not.toContain('not-the-password');
+  });
 
   it('serves cached images with the upstream down, and names the upstream for what it never cached', async () => {
     await pullToLayout(`docker://${cacheHost}/docker.io/library/busybox:1.36`);

@@ -9,6 +9,7 @@ import { Readable } from 'node:stream';
 import type { ReadableStream } from 'node:stream/web';
 import { pullScope, RegistryClient } from '../client/registry-client.js';
 import { MANIFEST_ACCEPT } from '../client/media-types.js';
+import { RegistryHttpError } from '../client/errors.js';
 import { RegistryError } from '../registry/errors.js';
 import { MAX_MANIFEST_BYTES } from '../registry/manifest.js';
 import type { Logger } from '../server/logger.js';
@@ -139,6 +140,8 @@ export class Upstream {
     } catch (err) {
       proxyMetrics.upstreamRequests.inc({ upstream: this.prefix, kind, method, status: 'error' });
       if (err instanceof RegistryError) throw err;
+      // The token endpoint refused the credentials (or anonymous access).
+      if (err instanceof RegistryHttpError && (err.status === 401 || err.status === 403)) throw this.failure(`${kind} ${remote}`, refused(err.status));
       const cause = (err as { cause?: { code?: string; message?: string } }).cause;
       throw this.failure(`${kind} ${remote}`, cause?.code ?? cause?.message ?? (err as Error).message);
     }
@@ -153,9 +156,7 @@ export class Upstream {
         headers: res.headers.get('retry-after') ? { 'Retry-After': res.headers.get('retry-after')! } : {},
       });
     }
-    const why = res.status === 401 || res.status === 403
-      ? `${res.status}: the upstream refused the proxy's credentials (username/password of this proxy entry)`
-      : `${res.status}${detail ? `: ${detail}` : ''}`;
+    const why = res.status === 401 || res.status === 403 ? refused(res.status) : `${res.status}${detail ? `: ${detail}` : ''}`;
     throw this.failure(what, why);
   }
 
@@ -173,6 +174,10 @@ export class Upstream {
     if (remaining !== undefined) proxyMetrics.rateRemaining.set({ upstream: this.prefix }, remaining);
     this.logger.info({ upstream: this.prefix, repository: remote, rateLimit: limit, rateRemaining: remaining, source: res.headers.get('docker-ratelimit-source') ?? undefined }, 'upstream rate limit');
   }
+}
+
+function refused(status: number): string {
+  return `${status}: access refused to the proxy's credentials (username and password of this proxy entry), or to anonymous pulls without them`;
 }
 
 function parseLimit(header: string | null): number | undefined {
