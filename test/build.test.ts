@@ -143,11 +143,15 @@ describe.skipIf(!buildAvailable())('berth build and berth commit', () => {
     const ctx = await context({
       'test.tar.gz': gzipSync(Buffer.concat(chunks)),
       hello: 'hi\n',
-      Dockerfile: `FROM ${base}\nADD test.tar.gz /\nWORKDIR /root\nCOPY hello test/\n`,
+      'src/b.txt': 'bzip2\n',
+      'src/x.txt': 'xz\n',
+      Dockerfile: `FROM ${base}\nADD test.tar.gz /\nADD b.tar.bz2 x.tar.xz /more/\nWORKDIR /root\nCOPY hello test/\n`,
     });
+    await promisify(execFile)('tar', ['-cjf', join(ctx, 'b.tar.bz2'), '-C', join(ctx, 'src'), 'b.txt']);
+    await promisify(execFile)('tar', ['-cJf', join(ctx, 'x.tar.xz'), '-C', join(ctx, 'src'), 'x.txt']);
     expect((await build(ctx, '-t', 'localhost/add:1')).code).toBe(0);
-    const r = await run('localhost/add:1', 'sh', '-c', 'cat /from-tar/inside.txt /root/test/hello; test -e /test.tar.gz || echo no-archive');
-    expect(r.stdout).toBe('unpacked\nhi\nno-archive\n');
+    const r = await run('localhost/add:1', 'sh', '-c', 'cat /from-tar/inside.txt /root/test/hello /more/b.txt /more/x.txt; test -e /test.tar.gz || echo no-archive');
+    expect(r.stdout).toBe('unpacked\nhi\nbzip2\nxz\nno-archive\n');
   });
 
   it('RUN rm of a base file makes a whiteout and the file is gone', async () => {
@@ -180,14 +184,16 @@ describe.skipIf(!buildAvailable())('berth build and berth commit', () => {
         'FROM scratch',
         'COPY --from=builder /artifact.txt /artifact.txt',
         'COPY --from=builder /bin/busybox /bin/busybox',
+        `COPY --from=${base} /etc/motd /motd-from-image`,
         'CMD ["/bin/busybox", "cat", "/artifact.txt"]',
       ].join('\n'),
     });
     const r = await build(ctx, '-t', 'localhost/multi:1');
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('[1/2] STEP 1/2: FROM');
-    expect(r.stdout).toContain('[2/2] STEP 2/4: COPY --from=builder /artifact.txt /artifact.txt');
+    expect(r.stdout).toContain('[2/2] STEP 2/5: COPY --from=builder /artifact.txt /artifact.txt');
     expect((await run('localhost/multi:1')).stdout).toBe('built-in-stage-one\n');
+    expect((await run('localhost/multi:1', '/bin/busybox', 'cat', '/motd-from-image')).stdout).toBe('welcome\n');
     expect((await run('localhost/multi:1', '/bin/busybox', 'ls', '/')).stdout.split('\n')).not.toContain('junk.txt');
   });
 
@@ -301,16 +307,24 @@ describe.skipIf(!buildAvailable())('berth build and berth commit', () => {
   it('COPY --chown and --chmod; ARG with --build-arg in RUN; no network unless --network host', async () => {
     const ctx = await context({
       'f.txt': 'f\n',
-      Dockerfile: [`FROM ${base}`, 'ARG MSG=default', 'COPY --chown=12:34 --chmod=600 f.txt /f.txt', 'RUN stat -c "%u:%g %a" /f.txt; echo "msg=$MSG"; ls /sys/class/net'].join('\n'),
+      Dockerfile: [`FROM ${base}`, 'ARG MSG=default', 'COPY --chown=12:34 --chmod=600 f.txt /f.txt', 'USER 12', 'RUN id -u; stat -c "%u:%g %a" /f.txt; echo "msg=$MSG"; ls /sys/class/net'].join('\n'),
     });
     const interfaces = (out: string) => out.split('msg=given\n')[1]!.split('COMMIT')[0]!.trim().split('\n');
     const r = await build(ctx, '--build-arg', 'MSG=given');
     expect(r.code).toBe(0);
-    expect(r.stdout).toContain('12:34 600\nmsg=given\n');
+    expect(r.stdout).toContain('12\n12:34 600\nmsg=given\n');
     expect(interfaces(r.stdout)).toEqual(['lo']);
     const host = await build(ctx, '--build-arg', 'MSG=given', '--network', 'host');
     expect(host.code).toBe(0);
     expect(interfaces(host.stdout).length).toBeGreaterThan(1);
+  });
+
+  it('ONBUILD triggers are recorded, then run by the build that uses the image', async () => {
+    const parent = await context({ Dockerfile: `FROM ${base}\nONBUILD RUN echo triggered > /onbuild.txt\n` });
+    expect((await build(parent, '-t', 'localhost/onbuild:parent')).code).toBe(0);
+    const child = await build(await context({ Dockerfile: 'FROM localhost/onbuild:parent\nCMD ["cat", "/onbuild.txt"]\n' }), '-t', 'localhost/onbuild:child');
+    expect(child.stdout).toContain('ONBUILD RUN echo triggered > /onbuild.txt');
+    expect((await run('localhost/onbuild:child')).stdout).toBe('triggered\n');
   });
 
   it('a failing step prints its exit code and the build exits non-zero', async () => {
