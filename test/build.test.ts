@@ -18,11 +18,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { push } from '../src/client/index.js';
 import { overlaySupported, preflight } from '../src/runtime/tools.js';
 import { startServer, type RunningServer } from '../src/server/serve.js';
+import { berthCli, type CliRun } from './helpers/berth-cli.js';
 import { helloElf } from './helpers/hello-elf.js';
 import { buildBusyboxImage, e2eTools, skopeo, tempDir } from './helpers/images.js';
 import { stackLayers, tarLayer } from './helpers/runtime-images.js';
-
-const BERTH = join(import.meta.dirname, '..', 'dist', 'src', 'cli', 'main.js');
 
 function buildAvailable(): boolean {
   const problems = preflight();
@@ -34,19 +33,8 @@ function buildAvailable(): boolean {
   return false;
 }
 
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function berth(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Result> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [BERTH, ...args], { env: { ...process.env, ...env }, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
-    });
-  });
-}
+type Result = CliRun;
+const berth = (args: string[], env: NodeJS.ProcessEnv = {}) => berthCli(args, { env });
 
 const APPLETS = ['sh', 'cat', 'echo', 'ls', 'pwd', 'rm', 'test', 'id', 'stat'];
 
@@ -71,7 +59,6 @@ describe.skipIf(!buildAvailable())('berth build and berth commit', () => {
   let base: string;
 
   beforeAll(async () => {
-    if (!existsSync(BERTH)) throw new Error(`${BERTH} is missing: build with npx tsc -p tsconfig.json first`);
     dir = await tempDir('berth-build-');
     root = join(dir, 'root');
     const layout = join(dir, 'layout');
