@@ -48,7 +48,7 @@ async function waitReady(url: string, child: ChildProcess, logFile: string): Pro
     try {
       const res = await fetch(`${url}/v2/`);
       await res.arrayBuffer();
-      if (res.ok) return;
+      if (res.ok || res.status === 401) return; // 401: up, with authentication on
     } catch {
       // not listening yet
     }
