@@ -21,6 +21,8 @@ export interface ImageConfig {
     WorkingDir?: string;
     User?: string;
     Hostname?: string;
+    ExposedPorts?: Record<string, object>;
+    Labels?: Record<string, string> | null;
   };
   rootfs: { type: string; diff_ids: string[] };
 }

@@ -65,7 +65,7 @@ async function writeIndex(store: RuntimeStore, index: ImageIndex): Promise<void>
  * Removes an image from the store by name (as given or as a full reference) or id.
  * Its blobs go unless another image uses them; unpacked layers stay until `prune`.
  */
-export async function removeImage(store: RuntimeStore, nameOrId: string): Promise<string> {
+export async function removeImage(store: RuntimeStore, nameOrId: string, opts: { force?: boolean } = {}): Promise<string> {
   await store.init();
   return store.withLock(async () => {
     const layout = await OciLayout.create(store.images);
@@ -75,6 +75,11 @@ export async function removeImage(store: RuntimeStore, nameOrId: string): Promis
       index.manifests.find((m) => candidates.includes(m.annotations?.[REF_NAME] ?? '')) ??
       index.manifests.find((m) => m.digest === nameOrId || m.digest.slice(m.digest.indexOf(':') + 1).startsWith(nameOrId));
     if (!entry) throw new Error(`no image ${nameOrId} in ${store.root} (see berth images)`);
+    const name = entry.annotations?.[REF_NAME];
+    const users = (await new Containers(store).list()).filter((c) => c.image === name || c.imageId === entry.digest);
+    if (users.length > 0 && !opts.force) {
+      throw new Error(`image ${name ?? entry.digest} is used by container ${users.map((c) => c.name).join(', ')}: remove ${users.length > 1 ? 'them' : 'it'} first (berth rm), or use rmi -f`);
+    }
     index.manifests = index.manifests.filter((m) => m !== entry);
     await writeIndex(store, index);
     await collectBlobs(store, layout, index.manifests);

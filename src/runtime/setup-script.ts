@@ -11,6 +11,7 @@
 // The script's values are quoted into it; the final command line is passed as its
 // arguments ("$@"), so nothing the user typed is ever parsed by a shell.
 
+import type { NetworkMode } from './network.js';
 import { hostTool, findHostTool } from './tools.js';
 
 export interface SetupPlan {
@@ -21,7 +22,7 @@ export interface SetupPlan {
   cgroupProcs: string[];
   pidFile: string;
   hostname: string;
-  net: 'none' | 'host';
+  net: NetworkMode;
   volumes: Volume[];
   workdir: string;
 }
@@ -47,15 +48,18 @@ const CAPABILITIES = [
   'setfcap', 'setpcap', 'net_bind_service', 'sys_chroot', 'kill', 'audit_write',
 ];
 
-/** Arguments after the script: env, capabilities, chroot and user, then the command. */
-export function execArgs(env: string[], workdir: string, uid: number, gid: number, argv: string[]): string[] {
+/**
+ * Arguments after the script (or after `env -i`): env, capabilities, chroot and user,
+ * then the command. `root` is "." for the setup script (the container's root, moved onto
+ * /, is its working directory at exec); `berth exec` gives /proc/PID/root.
+ */
+export function execArgs(env: string[], workdir: string, uid: number, gid: number, argv: string[], root = '.'): string[] {
   return [
     ...env,
     hostTool('setpriv'),
     `--bounding-set=-all,${CAPABILITIES.map((c) => `+${c}`).join(',')}`,
     hostTool('nsenter'),
-    // "." is the container's root, moved onto / (the script's working directory at exec).
-    '--root=.',
+    `--root=${root}`,
     `--wdns=${workdir}`,
     `--setuid=${uid}`,
     `--setgid=${gid}`,

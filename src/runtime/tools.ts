@@ -9,7 +9,7 @@ import { accessSync, constants, readFileSync } from 'node:fs';
 const SEARCH_PATH = ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'];
 
 export const REQUIRED_TOOLS = ['unshare', 'nsenter', 'setpriv', 'mount', 'mknod', 'mkdir', 'ln', 'readlink', 'env', 'tar', 'sh', 'timeout'] as const;
-export type HostToolName = (typeof REQUIRED_TOOLS)[number] | 'script' | 'ip';
+export type HostToolName = (typeof REQUIRED_TOOLS)[number] | 'script' | 'ip' | 'slirp4netns' | 'ps';
 
 const found = new Map<string, string | undefined>();
 

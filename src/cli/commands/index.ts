@@ -27,6 +27,14 @@ import { register as du } from './du.js';
 import { register as cert } from './cert.js';
 import { register as build } from './build.js';
 import { register as commit } from './commit.js';
+import { register as container } from './container.js';
+import { register as stop } from './stop.js';
+import { register as kill } from './kill.js';
+import { register as logs } from './logs.js';
+import { register as exec } from './exec.js';
+import { register as port } from './port.js';
+import { register as stats } from './stats.js';
+import { register as top } from './top.js';
 
 export function registerCommands(program: Command): void {
   serve(program);
@@ -56,4 +64,12 @@ export function registerCommands(program: Command): void {
   cert(program);
   build(program);
   commit(program);
+  container(program);
+  stop(program);
+  kill(program);
+  logs(program);
+  exec(program);
+  port(program);
+  stats(program);
+  top(program);
 }

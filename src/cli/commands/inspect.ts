@@ -19,6 +19,7 @@ import {
 } from '../../client/index.js';
 import { clientOptions, printResult, withClientFlags, type CommonFlags } from '../client-output.js';
 import { formatBytes } from '../sizes.js';
+import { inspectContainerIfAny } from './container.js';
 
 interface InspectFlags extends CommonFlags {
   raw?: boolean;
@@ -39,8 +40,12 @@ export function register(program: Command): void {
       .command('inspect <ref>')
       .description('show the manifest, config and layers of host[:port]/repo[:tag|@digest]')
       .option('--raw', 'print the manifest exactly as stored')
-      .option('--platform <os/arch[/variant]>', 'for a multi-platform image: inspect this platform instead of listing them'),
-  ).action(async (ref: string, flags: InspectFlags) => {
+      .option('--platform <os/arch[/variant]>', 'for a multi-platform image: inspect this platform instead of listing them')
+      .option('-f, --format <template>', 'for a container: Go template, e.g. {{.State.Pid}}')
+      .option('--root <dir>', 'for a container: the local store holding it'),
+  ).action(async (ref: string, flags: InspectFlags & { format?: string; root?: string }) => {
+    // A container of the local store is shown as docker inspect shows it.
+    if (await inspectContainerIfAny(ref, flags)) return;
     const loc = parseImageLocation(ref);
     const opened = await openSource(loc, clientOptions(flags));
     try {
