@@ -4,7 +4,7 @@
 // is pulled from a Berth server started here. Needs root, util-linux and overlayfs:
 // skipped with a message otherwise, failed under BERTH_REQUIRE_E2E=1.
 
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -12,48 +12,9 @@ import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { push } from '../src/client/index.js';
 import { startServer, type RunningServer } from '../src/server/serve.js';
-import { overlaySupported, preflight } from '../src/runtime/tools.js';
-import { buildBusyboxImage, e2eTools, tempDir } from './helpers/images.js';
+import { buildBusyboxImage, tempDir } from './helpers/images.js';
+import { BERTH, berth, buildRuntimeImage, json, runtimeAvailable } from './helpers/runtime.js';
 import { stackLayers, tarLayer } from './helpers/runtime-images.js';
-
-const BERTH = join(import.meta.dirname, '..', 'dist', 'src', 'cli', 'main.js');
-
-function runtimeAvailable(): boolean {
-  const problems = preflight();
-  if (!overlaySupported()) problems.push('overlayfs is not available');
-  if (problems.length === 0) return e2eTools('umoci', 'busybox');
-  const message = `runtime tests: ${problems.join('; ')}`;
-  if (process.env.BERTH_REQUIRE_E2E === '1') throw new Error(`${message} and BERTH_REQUIRE_E2E=1`);
-  process.stderr.write(`skipping: ${message}\n`);
-  return false;
-}
-
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function berth(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Result> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [BERTH, ...args], { env: { ...process.env, ...env }, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-/** The JSON a `berth ... --json` printed; on failure, says what the command wrote to stderr. */
-function json<T>(r: Result): T {
-  try {
-    return JSON.parse(r.stdout) as T;
-  } catch {
-    throw new Error(`berth exited ${r.code} without JSON: ${r.stderr}`);
-  }
-}
-
-/** busybox's applets as symlinks, so `sh`, `hostname`... are on PATH as in the real image. */
-const APPLETS = ['sh', 'cat', 'dd', 'hostname', 'id', 'ls', 'touch', 'sleep', 'test'];
 
 describe.skipIf(!runtimeAvailable())('berth run', () => {
   let dir: string;
@@ -63,13 +24,10 @@ describe.skipIf(!runtimeAvailable())('berth run', () => {
   const run = (...args: string[]) => berth(['run', '--root', root, '--rm', '-q', ...args]);
 
   beforeAll(async () => {
-    if (!existsSync(BERTH)) throw new Error(`${BERTH} is missing: build with npx tsc -p tsconfig.json first`);
     dir = await tempDir('berth-runtime-');
     layout = join(dir, 'layout');
     root = join(dir, 'root');
-    await buildBusyboxImage(layout, { tag: 'bare' });
-    const links = await tarLayer([{ name: 'bin/', type: 'directory' }, ...APPLETS.map((a) => ({ name: `bin/${a}`, type: 'symlink' as const, linkname: 'busybox' }))]);
-    await stackLayers(layout, 'bare', 'latest', [links]);
+    await buildRuntimeImage(layout);
   });
 
   afterEach(async () => {
@@ -125,7 +83,7 @@ describe.skipIf(!runtimeAvailable())('berth run', () => {
   it('limits processes with --pids and the network with --net none', async () => {
     const r = await run('--pids', '2', `oci:${layout}:latest`, 'sh', '-c', 'sleep 1 & sleep 1 & sleep 1 & wait');
     expect(r.stderr).toMatch(/can't fork/);
-    expect((await run(`oci:${layout}:latest`, 'ls', '/sys/class/net')).stdout).toBe('lo\n');
+    expect((await run('--net', 'none', `oci:${layout}:latest`, 'ls', '/sys/class/net')).stdout).toBe('lo\n');
   });
 
   it('bind-mounts volumes, read-only with :ro', async () => {
@@ -147,7 +105,7 @@ describe.skipIf(!runtimeAvailable())('berth run', () => {
   });
 
   it('provides /etc/hostname and /etc/hosts, leaving an image symlink in their place alone', async () => {
-    const r = await run('--hostname', 'web', `oci:${layout}:latest`, 'sh', '-c', 'cat /etc/hostname /etc/hosts');
+    const r = await run('--net', 'none', '--hostname', 'web', `oci:${layout}:latest`, 'sh', '-c', 'cat /etc/hostname /etc/hosts');
     expect(r.stdout).toBe('web\n127.0.0.1\tlocalhost web\n::1\tlocalhost ip6-localhost ip6-loopback\n');
     const linked = await tarLayer([{ name: 'etc/', type: 'directory' }, { name: 'etc/hosts', type: 'symlink', linkname: '/host-file' }]);
     await stackLayers(layout, 'latest', 'etc-link', [linked]);

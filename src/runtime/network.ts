@@ -3,7 +3,10 @@
 // the container sees a tap device with 10.0.2.100, a gateway at 10.0.2.2 and a DNS
 // forwarder at 10.0.2.3, while its traffic leaves through ordinary sockets of the host.
 // Published ports (`-p`) are slirp4netns host forwards: slirp listens on the host
-// address and port and connects to the container's. Nothing is added to the host's
+// address and port and connects to the container's. The container cannot reach the
+// host's loopback services through the gateway (--disable-host-loopback), except when
+// it publishes a UDP port: slirp drops the replies of a UDP forward otherwise (they go
+// to the gateway address), so then the host's loopback is reachable, as with podman. Nothing is added to the host's
 // interfaces, routes or firewall; what is added is
 //   - the named namespace /run/netns/berth-<id> (made before the container so slirp and
 //     the forwards are ready when its command starts),
@@ -149,7 +152,7 @@ export async function setupNetwork(id: string, ports: PortBinding[]): Promise<Co
     const slirp = spawn(
       hostTool('setpriv'),
       // It dies with the berth process that waits for the container, whatever kills that.
-      ['--pdeathsig=KILL', slirpPath, '--configure', '--mtu=65520', '--disable-host-loopback', '--ready-fd=3',
+      ['--pdeathsig=KILL', slirpPath, '--configure', '--mtu=65520', ...(ports.some((p) => p.protocol === 'udp') ? [] : ['--disable-host-loopback']), '--ready-fd=3',
         '--api-socket', apiSocket(id), '--netns-type=path', netnsPath(id), 'tap0'],
       { stdio: ['ignore', 'ignore', 'pipe', 'pipe'] },
     );

@@ -48,9 +48,10 @@ async function putBlob(layout: string, data: Buffer): Promise<string> {
 
 /**
  * Tags `tag` in `layout` as the image `baseTag` plus `layers` (uncompressed tars, stored
- * gzipped) on top. Returns the new manifest digest.
+ * gzipped) on top, with `extra` (Cmd, ExposedPorts...) set in its config. Returns the
+ * new manifest digest.
  */
-export async function stackLayers(layout: string, baseTag: string, tag: string, layers: Buffer[]): Promise<string> {
+export async function stackLayers(layout: string, baseTag: string, tag: string, layers: Buffer[], extra: Record<string, unknown> = {}): Promise<string> {
   const indexPath = join(layout, 'index.json');
   const index = JSON.parse(await readFile(indexPath, 'utf8')) as ImageIndex;
   const base = index.manifests.find((m) => m.annotations?.[REF_NAME] === baseTag);
@@ -58,7 +59,9 @@ export async function stackLayers(layout: string, baseTag: string, tag: string, 
   const manifest = JSON.parse((await readLayoutBlob(layout, base.digest)).toString()) as ImageManifest;
   const config = JSON.parse((await readLayoutBlob(layout, manifest.config.digest)).toString()) as {
     rootfs: { diff_ids: string[] };
+    config?: Record<string, unknown>;
   };
+  config.config = { ...config.config, ...extra };
   for (const layer of layers) {
     const gz = gzipSync(layer);
     manifest.layers.push({ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: await putBlob(layout, gz), size: gz.length });

@@ -1,14 +1,39 @@
-// `berth rm <ref>`: deletes a tag (repo:tag) or a manifest (repo@digest).
+// `berth rm [-f] CONTAINER...`: removes containers (a running one only with -f, which
+// kills it first), as docker rm. Deleting an image on a registry is `berth delete`: a
+// registry reference given here gets a one-line hint saying so.
 
 import type { Command } from 'commander';
-import { remove } from '../../client/index.js';
-import { clientOptions, printResult, withClientFlags, type CommonFlags } from '../client-output.js';
+import { Containers } from '../../runtime/containers.js';
+import { removeContainer } from '../../runtime/lifecycle.js';
+import { RuntimeStore } from '../../runtime/store.js';
+import { berthFails, withRoot, type RootFlags } from './container.js';
+
+/** A registry reference names a repository path, a tag or a digest; a container name has none. */
+function looksLikeImageReference(name: string): boolean {
+  return /[/:@]/.test(name);
+}
 
 export function register(program: Command): void {
-  withClientFlags(
-    program.command('rm <ref>').description('delete a tag (host[:port]/repo:tag) or a manifest and its tags (host[:port]/repo@digest)'),
-  ).action(async (ref: string, flags: CommonFlags) => {
-    await remove(ref, clientOptions(flags));
-    printResult(flags, { ref, deleted: true }, flags.quiet ? '' : `Deleted ${ref}`);
-  });
+  withRoot(program.command('rm <container...>').description('remove containers (-f: also running ones); images on a registry: berth delete'))
+    .option('-f, --force', 'kill and remove running containers')
+    .action(berthFails(async (names: string[], flags: RootFlags & { force?: boolean }) => {
+      const store = new RuntimeStore(flags.root);
+      const containers = new Containers(store);
+      const failures: string[] = [];
+      for (const name of names) {
+        const c = await containers.find(name);
+        if (!c) {
+          failures.push(looksLikeImageReference(name) ? `no such container: ${name} (to delete it on a registry: berth delete ${name})` : `no such container: ${name}`);
+          continue;
+        }
+        try {
+          await removeContainer(store, c, flags.force ?? false);
+          process.stdout.write(`${name}\n`);
+        } catch (err) {
+          failures.push((err as Error).message);
+        }
+      }
+      // Like docker: every container is tried, then each failure is reported.
+      if (failures.length > 0) throw new Error(failures.join('\nberth: '));
+    }));
 }
