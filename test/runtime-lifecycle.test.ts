@@ -197,8 +197,12 @@ describe.skipIf(!runtimeAvailable())('containers as docker users run them', () =
       await server?.close();
     });
 
-    it('images -q lists ids; rmi refuses an image a container uses unless -f', async () => {
-      expect((await b('run', '-q', '--net', 'none', '--name', 'user', ref, 'true')).code).toBe(0);
+    it('pull without a destination fills the store; images -q lists ids; rmi refuses an image a container uses unless -f', async () => {
+      expect((await b('pull', ref)).code).toBe(0);
+      expect(json<{ name: string }[]>(await b('images', '--json')).map((i) => i.name)).toEqual([ref]);
+      const user = await b('run', '--net', 'none', '--name', 'user', ref, 'true');
+      expect(user.stderr).not.toContain('Pulling');
+      expect(user.code).toBe(0);
       const ids = (await b('images', '-q')).stdout;
       expect(ids).toMatch(/^[0-9a-f]{12}\n$/);
       const refused = await b('rmi', ref);
@@ -207,6 +211,15 @@ describe.skipIf(!runtimeAvailable())('containers as docker users run them', () =
       expect((await b('rmi', '-f', ref)).code).toBe(0);
       expect((await b('images', '-q')).stdout).toBe('');
       await b('rm', 'user');
+    });
+
+    it('runs a docker archive through the client transports, loading it into the store', async () => {
+      const archive = join(dir, 'app.tar');
+      expect((await berth(['pull', ref, archive])).code).toBe(0);
+      const r = await b('run', '--rm', '--net', 'none', `docker-archive:${archive}`, 'sh', '-c', 'echo from the archive');
+      expect(r.stdout).toBe('from the archive\n');
+      expect(r.stderr).toContain(`Loading docker-archive:${archive}`);
+      expect((await b('run', '--rm', '--net', 'none', `docker-archive:${archive}`, 'true')).stderr).not.toContain('Loading');
     });
   });
 });

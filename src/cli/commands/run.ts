@@ -1,13 +1,15 @@
 // `berth run IMAGE [COMMAND...]`: runs an image in Linux namespaces with the bundled
 // runtime. IMAGE is a registry reference (pulled into the local store, `--root`, when
-// it is not there yet) or `oci:DIR[:TAG]`, an OCI image layout on disk run as it is.
+// it is not there yet), `oci:DIR[:TAG]` (an OCI image layout on disk, run as it is),
+// or an `oci-archive:` / `docker-archive:` file (loaded into the store first).
 // Attached, berth exits with the container's status (137 when the OOM killer ended
 // it); `-d` prints the container's id and leaves it running under a monitor process.
 // As in docker, berth's own failures exit 125.
 
 import type { Command } from 'commander';
 import { parseSize } from '../../runtime/cgroups.js';
-import { hasImage, imageName, pullImage } from '../../runtime/images.js';
+import { formatImageLocation, formatReference, parseImageLocation, transfer } from '../../client/index.js';
+import { hasImage, pullImage } from '../../runtime/images.js';
 import { parseNetworkMode, parsePublish } from '../../runtime/network.js';
 import { createContainer, startContainer, startDetached } from '../../runtime/run.js';
 import { RuntimeStore } from '../../runtime/store.js';
@@ -46,12 +48,25 @@ interface RunFlags extends RootFlags {
 
 export const collect = (value: string, previous: string[]) => [...previous, value];
 
-/** `oci:DIR[:TAG]` -> the layout and the tag in it (default latest). */
-function parseOciImage(image: string): { layout: string; ref: string } | undefined {
-  if (!image.startsWith('oci:')) return undefined;
-  const rest = image.slice(4);
-  const colon = rest.lastIndexOf(':');
-  return colon > rest.lastIndexOf('/') ? { layout: rest.slice(0, colon), ref: rest.slice(colon + 1) } : { layout: rest, ref: 'latest' };
+/**
+ * Where the image to run is, in skopeo's syntax (the client's transports): a registry
+ * reference is pulled into the store when missing, a layout is run as it is, an archive
+ * is copied into the store first (under its location as name). Returns the layout and
+ * the name in it.
+ */
+async function locateImage(store: RuntimeStore, image: string, flags: RunFlags, note: (line: string) => void): Promise<{ layout: string; ref: string; name: string }> {
+  const loc = parseImageLocation(image);
+  if (loc.transport === 'oci') return { layout: loc.path, ref: loc.tag ?? 'latest', name: image };
+  const name = loc.transport === 'docker' ? formatReference(loc.ref) : formatImageLocation(loc);
+  if (!(await hasImage(store, name))) {
+    note(`${loc.transport === 'docker' ? 'Pulling' : 'Loading'} ${name}`);
+    await withProgress({ quiet: flags.quiet }, (onProgress) =>
+      loc.transport === 'docker'
+        ? pullImage(store, name, { ...clientOptions(flags), onProgress })
+        : store.withLock(() => transfer(loc, { transport: 'oci', path: store.images, tag: name }, { onProgress })),
+    );
+  }
+  return { layout: store.images, ref: name, name };
 }
 
 function positiveNumber(flag: string, value: string): number {
@@ -125,19 +140,12 @@ export function register(program: Command): void {
       const note = (line: string) => {
         if (!flags.quiet) process.stderr.write(`${line}\n`);
       };
-      let source = parseOciImage(image);
-      let name = image;
-      if (!source) {
-        name = imageName(image);
-        if (!(await hasImage(store, name))) {
-          note(`Pulling ${name}`);
-          await withProgress({ quiet: flags.quiet }, (onProgress) => pullImage(store, name, { ...clientOptions(flags), onProgress }));
-        }
-        source = { layout: store.images, ref: name };
-      }
+      await store.init();
+      const source = await locateImage(store, image, flags, note);
       const state = await createContainer(store, {
-        ...source,
-        imageName: name,
+        layout: source.layout,
+        ref: source.ref,
+        imageName: source.name,
         command,
         entrypoint: flags.entrypoint === undefined ? undefined : flags.entrypoint === '' ? [] : [flags.entrypoint],
         name: flags.name,
