@@ -163,6 +163,14 @@ describe.skipIf(!buildAvailable())('berth build and berth commit', () => {
     expect(names).toEqual(['etc/', 'etc/.wh.motd']);
   });
 
+  it('a directory removed and made again by RUN becomes opaque: nothing from below shows through', async () => {
+    const ctx = await context({
+      Dockerfile: `FROM ${base}\nRUN mkdir -p /data/sub && echo old > /data/old && echo old > /data/sub/old\nRUN rm -rf /data && mkdir /data && echo new > /data/new\n`,
+    });
+    expect((await build(ctx, '-t', 'localhost/opaque:1')).code).toBe(0);
+    expect((await run('localhost/opaque:1', 'ls', '-R', '/data')).stdout).toBe('/data:\nnew\n');
+  });
+
   it('a multi-stage build copies one file from the builder stage', async () => {
     const ctx = await context({
       Dockerfile: [
@@ -182,6 +190,9 @@ describe.skipIf(!buildAvailable())('berth build and berth commit', () => {
     expect((await run('localhost/multi:1')).stdout).toBe('built-in-stage-one\n');
     expect((await run('localhost/multi:1', '/bin/busybox', 'cat', '/motd-from-image')).stdout).toBe('welcome\n');
     expect((await run('localhost/multi:1', '/bin/busybox', 'ls', '/')).stdout.split('\n')).not.toContain('junk.txt');
+    // --target stops at the named stage
+    expect((await build(ctx, '-t', 'localhost/multi:builder', '--target', 'builder')).code).toBe(0);
+    expect((await run('localhost/multi:builder', 'cat', '/junk.txt')).stdout).toBe('junk\n');
   });
 
   it('.dockerignore excludes files, with ! exceptions', async () => {
@@ -247,6 +258,11 @@ describe.skipIf(!buildAvailable())('berth build and berth commit', () => {
         'RUN rm /etc/motd',
         'ENTRYPOINT ["/bin/sh", "-c"]',
         'CMD ["cat $APP_HOME/data.txt"]',
+        'HEALTHCHECK --interval=5s --retries=2 CMD cat /app/data.txt',
+        'STOPSIGNAL SIGINT',
+        'VOLUME /var/data',
+        'USER 0:0',
+        'MAINTAINER builders@example.com',
       ].join('\n'),
     });
     const ref = `${registry}/team/app:1.0`;
@@ -259,10 +275,15 @@ describe.skipIf(!buildAvailable())('berth build and berth commit', () => {
       Cmd: ['cat $APP_HOME/data.txt'],
       ExposedPorts: { '8080/tcp': {}, '53/udp': {} },
       Labels: { 'org.example.team': 'builders', version: '1.0' },
+      StopSignal: 'SIGINT',
+      Volumes: { '/var/data': {} },
+      User: '0:0',
     });
+    expect(config.author).toBe('builders@example.com');
+    expect(Date.parse(config.created)).toBeGreaterThan(Date.now() - 600_000);
     expect(config.config.Env).toEqual(expect.arrayContaining(['APP_HOME=/app', 'GREETING=hello world']));
     const history = config.history.map((h: { created_by: string; empty_layer?: boolean }) => [h.created_by, !!h.empty_layer]);
-    expect(history.slice(-7)).toEqual([
+    expect(history.slice(-12, -5)).toEqual([
       ['/bin/sh -c #(nop) ENV APP_HOME=/app GREETING="hello world"', true],
       ['/bin/sh -c #(nop) LABEL org.example.team=builders', true],
       ['/bin/sh -c #(nop) EXPOSE 8080 53/udp', true],
@@ -275,6 +296,10 @@ describe.skipIf(!buildAvailable())('berth build and berth commit', () => {
 
     const pulled = join(dir, 'pulled');
     await skopeo('copy', '--src-tls-verify=false', `docker://${ref}`, `oci:${pulled}:app`);
+    // skopeo shows only the OCI fields; docker's Healthcheck is in the config as pushed
+    const blob = async (digest: string) => JSON.parse(await readFile(join(pulled, 'blobs', 'sha256', digest.slice(7)), 'utf8'));
+    const pulledManifest = await blob(JSON.parse(await readFile(join(pulled, 'index.json'), 'utf8')).manifests[0].digest);
+    expect((await blob(pulledManifest.config.digest)).config.Healthcheck).toEqual({ Test: ['CMD-SHELL', 'cat /app/data.txt'], Interval: 5e9, Retries: 2 });
     const bundle = join(dir, 'bundle');
     await promisify(execFile)('umoci', ['unpack', '--image', `${pulled}:app`, bundle]);
     expect(await readFile(join(bundle, 'rootfs', 'app', 'data.txt'), 'utf8')).toBe('data\n');
@@ -341,6 +366,13 @@ describe.skipIf(!buildAvailable())('berth build and berth commit', () => {
     const escaped = await build(linked);
     expect(escaped.code).not.toBe(0);
     expect(escaped.stderr).toMatch(/COPY failed: link: not found in the build context/);
+
+    // Inside a copied directory a link is copied as a link, never followed on the host.
+    const tree = await context({ 'd/file': 'f\n', Dockerfile: `FROM ${base}\nCOPY d /d\n` });
+    await symlink('/etc/hostname', join(tree, 'd', 'host-file'));
+    expect((await build(tree, '-t', 'localhost/links:1')).code).toBe(0);
+    const links = await run('localhost/links:1', 'sh', '-c', 'ls /d; readlink /d/host-file; test "$(cat /d/host-file)" = "$(cat /etc/hostname)" && echo the-containers-own');
+    expect(links.stdout).toBe('file\nhost-file\n/etc/hostname\nthe-containers-own\n');
 
     const mount = await build(await context({ Dockerfile: `FROM ${base}\n\nRUN --mount=type=cache,target=/c true\n` }));
     expect(mount.stderr).toMatch(/line 3: RUN --mount is a BuildKit feature berth build does not support/);
