@@ -1,11 +1,14 @@
 // Real service daemons for tests (PostgreSQL, Ceph): each is this process's own child,
 // started in the foreground so that its readiness is a line it prints and its death is an
 // `exit` event, and stopped by its pid. Whatever a test file leaves running is killed
-// when the test process exits.
+// when the test process exits, or dies (parent-death signal).
 
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 export interface Daemon {
   name: string;
@@ -36,8 +39,12 @@ export function account(name: string): { uid: number; gid: number } {
   return { uid: Number(entry[2]), gid: Number(entry[3]) };
 }
 
+/** util-linux's setpriv: `--pdeathsig KILL` makes a daemon die with the test process, even a SIGKILLed one. */
+const SETPRIV = '/usr/bin/setpriv';
+
 export function startDaemon(name: string, command: string, args: string[], options: SpawnOptions = {}): Daemon {
-  const child = spawn(command, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'] });
+  const [file, argv] = existsSync(SETPRIV) ? [SETPRIV, ['--pdeathsig', 'KILL', '--', command, ...args]] : [command, args];
+  const child = spawn(file, argv, { ...options, stdio: ['ignore', 'pipe', 'pipe'] });
   running.add(child);
   // `gone` fires once: on exit, or on a spawn error (a missing binary never exits).
   let alive = true;
@@ -103,4 +110,28 @@ export function startDaemon(name: string, command: string, args: string[], optio
     },
   };
   return daemon;
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * A fresh directory for one service instance (`berth-<kind>-<pid>-XXXXXX`), in /dev/shm
+ * when there is one (tmpfs: initdb takes half the time). First removes the directories
+ * of test processes that are gone: a SIGKILLed test cannot clean up after itself.
+ */
+export async function serviceDir(kind: string): Promise<string> {
+  const base = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
+  const pattern = new RegExp(`^berth-${kind}-(\\d+)-`);
+  for (const name of await readdir(base)) {
+    const owner = pattern.exec(name)?.[1];
+    if (owner && !processAlive(Number(owner))) await rm(join(base, name), { recursive: true, force: true });
+  }
+  return mkdtemp(join(base, `berth-${kind}-${process.pid}-`));
 }

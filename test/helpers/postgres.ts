@@ -7,15 +7,13 @@
 //   if (e2eTools('postgres')) { const pg = await startPostgres(); const url = await pg.createDatabase(); ... await pg.destroy(); }
 
 import { execFile } from 'node:child_process';
-import { chown, mkdtemp, rm } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chown, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { TOOLS } from './images.js';
 import { freePort } from '../../bench/servers.js';
-import { account, startDaemon, type Daemon } from './daemon.js';
+import { account, serviceDir, startDaemon, type Daemon } from './daemon.js';
 
 const run = promisify(execFile);
 const BIN = dirname(TOOLS.postgres);
@@ -39,13 +37,17 @@ export interface Postgres {
 let databases = 0;
 
 export async function startPostgres(): Promise<Postgres> {
-  // tmpfs when there is one: initdb there takes half the time it takes on disk.
-  const dir = await mkdtemp(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'berth-pg-'));
+  const dir = await serviceDir('pg');
   const data = join(dir, 'data');
   const owner = process.getuid?.() === 0 ? account('postgres') : undefined;
-  if (owner) await chown(dir, owner.uid, owner.gid);
   const asUser = owner ?? {};
-  await run(join(BIN, 'initdb'), ['-D', data, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--locale=C', '--no-sync'], asUser);
+  try {
+    if (owner) await chown(dir, owner.uid, owner.gid);
+    await run(join(BIN, 'initdb'), ['-D', data, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--locale=C', '--no-sync'], asUser);
+  } catch (err) {
+    await rm(dir, { recursive: true, force: true });
+    throw err;
+  }
 
   let daemon: Daemon | undefined;
   let port = 0;
@@ -57,6 +59,8 @@ export async function startPostgres(): Promise<Postgres> {
         '-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=',
         '-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off',
         '-c', 'wal_level=minimal', '-c', 'max_wal_senders=0',
+        // shared memory segments in the data directory, so they go with it
+        '-c', 'dynamic_shared_memory_type=mmap',
         // two replicas' pools per test, several test files per cluster run at once
         '-c', 'max_connections=200',
       ], asUser);

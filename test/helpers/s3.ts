@@ -13,16 +13,14 @@
 //   if (e2eTools('ceph-mon', 'ceph-osd', 'radosgw')) { const s3 = await startS3(); ... await s3.destroy(); }
 
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { TOOLS } from './images.js';
 import { freePort } from '../../bench/servers.js';
-import { startDaemon, type Daemon } from './daemon.js';
+import { serviceDir, startDaemon, type Daemon } from './daemon.js';
 
 const run = promisify(execFile);
 const START_TIMEOUT_MS = 60_000;
@@ -134,7 +132,7 @@ async function gatewayAnswers(endpoint: string, gateway: Daemon): Promise<void> 
 let buckets = 0;
 
 export async function startS3(): Promise<S3Store> {
-  const dir = await mkdtemp(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'berth-s3-'));
+  const dir = await serviceDir('s3');
   const conf = join(dir, 'ceph.conf');
   const daemons: Daemon[] = [];
   const stopAll = async () => {
