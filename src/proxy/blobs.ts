@@ -73,6 +73,8 @@ export function proxiedBlobs(inner: BlobService, hooks: ProxyHooks, logger: Logg
       throw upstream.failure(what, `it sent ${sent} bytes after announcing ${size}`);
     }
     const toStore = new PassThrough({ highWaterMark: 1 << 20 });
+    // Its errors reach the store's reader, which may have stopped already: never unhandled.
+    toStore.on('error', () => undefined);
     const committed = inner.putMonolithic(repository, digest, { stream: toStore, length: size });
     committed.catch(() => undefined); // awaited below; a failure must not go unhandled meanwhile
     client?.onOpen();
