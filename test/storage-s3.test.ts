@@ -70,6 +70,9 @@ describe.skipIf(!e2eTools('ceph-mon', 'ceph-osd', 'radosgw'))('S3 blob store (Ce
     const digest = `sha256:${hashC.digest('hex')}`;
     expect(digest).toBe(digestOf(data));
     await c.commitUpload(id, data.length, digest);
+    // The upload stays until the registry, its row recorded, removes it.
+    expect(await a.uploadSize(id)).toBe(data.length);
+    await a.removeUpload(id);
 
     expect(await a.stat(digest)).toBe(data.length);
     expect(digestOf(await a.read(digest))).toBe(digest);
@@ -128,6 +131,7 @@ describe.skipIf(!e2eTools('ceph-mon', 'ceph-osd', 'radosgw'))('S3 blob store (Ce
       await store.beginUpload(id);
       await store.appendUpload(id, 0, Readable.from([data]), createHash('sha256'));
       await store.commitUpload(id, data.length, digest);
+      await store.removeUpload(id);
     }
     expect(digestOf(await a.read(digest))).toBe(digest);
 

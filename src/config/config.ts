@@ -65,9 +65,28 @@ export interface EventsConfig {
   batchSize: number;
 }
 
+/** Blobs in an S3-compatible object store instead of under `data` (storage/s3). */
+export interface S3Config {
+  /** Any S3-compatible endpoint; AWS's own when omitted. */
+  endpoint?: string;
+  region: string;
+  bucket: string;
+  /** Prepended to every key; empty by default. */
+  prefix?: string;
+  /** Static credentials; without them the AWS SDK's chain (AWS_* variables, profiles, roles). */
+  accessKey?: string;
+  secretKey?: string;
+  forcePathStyle: boolean;
+  /** Blob GETs answer 307 to a pre-signed URL of the store. */
+  redirect: boolean;
+}
+
 export interface BerthConfig {
   listen: string;
   data: string;
+  /** Metadata in PostgreSQL (storage/postgres) instead of SQLite under `data`: replicas share it. */
+  database?: { url: string };
+  storage: { s3?: S3Config };
   /** Maintenance: writes are refused with 405 UNSUPPORTED, reads go on. */
   readOnly: boolean;
   log: { level: (typeof LOG_LEVELS)[number]; format: (typeof LOG_FORMATS)[number] };
@@ -94,6 +113,7 @@ export interface BerthConfig {
 export const DEFAULTS: BerthConfig = {
   listen: '0.0.0.0:5000',
   data: 'data',
+  storage: {},
   readOnly: false,
   log: { level: 'info', format: 'auto' },
   metrics: { enabled: true, path: '/metrics' },
@@ -108,12 +128,26 @@ export const DEFAULTS: BerthConfig = {
 
 const listenAddress = string((s) => (/^(\[[^\]]+\]|[^:[\]]*):\d{1,5}$/.test(s) ? undefined : `expected host:port, got ${JSON.stringify(s)}`));
 const httpUrl = string((s) => (/^https?:\/\/[^/]/.test(s) ? undefined : `expected an http(s) URL, got ${JSON.stringify(s)}`));
+const postgresUrl = string((s) => (/^postgres(ql)?:\/\/./.test(s) ? undefined : `expected a postgres:// URL, got ${JSON.stringify(s.replace(/:[^:@/]*@/, ':***@'))}`));
 const urlPath = string((s) => (s.startsWith('/') ? undefined : `expected a path starting with /, got ${JSON.stringify(s)}`));
 
 /** Every key the configuration knows, with its check. Add a section here to add settings. */
 const SCHEMA = section({
   listen: listenAddress,
   data: string(),
+  database: section({ url: postgresUrl }),
+  storage: section({
+    s3: section({
+      endpoint: httpUrl,
+      region: string(),
+      bucket: string(),
+      prefix: string(),
+      accessKey: string(),
+      secretKey: string(),
+      forcePathStyle: boolean,
+      redirect: boolean,
+    }),
+  }),
   readOnly: boolean,
   log: section({ level: oneOf(LOG_LEVELS), format: oneOf(LOG_FORMATS) }),
   tls: section({ cert: string(), key: string() }),
@@ -187,6 +221,15 @@ export const ENV_KEYS: Record<string, string> = {
   BERTH_GC_INTERVAL: 'gc.interval',
   BERTH_GC_GRACE: 'gc.grace',
   BERTH_PUBLIC_URL: 'publicUrl',
+  BERTH_DATABASE_URL: 'database.url',
+  BERTH_S3_ENDPOINT: 'storage.s3.endpoint',
+  BERTH_S3_REGION: 'storage.s3.region',
+  BERTH_S3_BUCKET: 'storage.s3.bucket',
+  BERTH_S3_PREFIX: 'storage.s3.prefix',
+  BERTH_S3_ACCESS_KEY: 'storage.s3.accessKey',
+  BERTH_S3_SECRET_KEY: 'storage.s3.secretKey',
+  BERTH_S3_FORCE_PATH_STYLE: 'storage.s3.forcePathStyle',
+  BERTH_S3_REDIRECT: 'storage.s3.redirect',
 };
 
 /** The `berth serve` options (commander's camelCase names) and the keys they set. */
@@ -257,6 +300,8 @@ function resolve(layers: Layer[]): BerthConfig {
     listen: raw.listen ?? DEFAULTS.listen,
     data: raw.data ?? DEFAULTS.data,
     readOnly: raw.readOnly ?? DEFAULTS.readOnly,
+    ...(raw.database?.url ? { database: { url: raw.database.url } } : {}),
+    storage: { ...(raw.storage?.s3 ? { s3: s3Config(raw.storage.s3, sourceOf) } : {}) },
     log: { ...DEFAULTS.log, ...raw.log },
     metrics: { ...DEFAULTS.metrics, ...raw.metrics },
     health: { ...DEFAULTS.health, ...raw.health },
@@ -309,6 +354,25 @@ function resolve(layers: Layer[]): BerthConfig {
     throw new ConfigError('auth', (err as Error).message.replace(/^auth:?\s*/, ''), sourceOf('auth'));
   }
   return config;
+}
+
+/** storage.s3 with its defaults; a bucket is required, and the keys go in pairs. */
+function s3Config(raw: Partial<Omit<S3Config, 'forcePathStyle' | 'redirect'> & { forcePathStyle: boolean; redirect: boolean }>, sourceOf: (key: string) => string | undefined): S3Config {
+  if (!raw.bucket) throw new ConfigError('storage.s3.bucket', 'is required when storage.s3 is set', sourceOf('storage.s3'));
+  if (!raw.accessKey !== !raw.secretKey) {
+    const missing = raw.accessKey ? 'storage.s3.secretKey' : 'storage.s3.accessKey';
+    throw new ConfigError(missing, 'is required when the other of storage.s3.accessKey and storage.s3.secretKey is set', sourceOf('storage.s3'));
+  }
+  return {
+    endpoint: raw.endpoint,
+    region: raw.region ?? 'us-east-1',
+    bucket: raw.bucket,
+    prefix: raw.prefix,
+    accessKey: raw.accessKey,
+    secretKey: raw.secretKey,
+    forcePathStyle: raw.forcePathStyle ?? false,
+    redirect: raw.redirect ?? false,
+  };
 }
 
 /** `a.b[2].c` -> `a.b[2]` -> `a.b` -> `a` -> `` */

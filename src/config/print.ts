@@ -17,7 +17,7 @@ export function redactConfig(config: BerthConfig): unknown {
 function redact(value: unknown, key: string): unknown {
   if (Array.isArray(value)) return value.map((v) => redact(v, key));
   if (!isMapping(value)) {
-    if (typeof value === 'string' && /^https?:\/\//.test(value)) return hideUrlPassword(value);
+    if (typeof value === 'string' && /^(https?|postgres(ql)?):\/\//.test(value)) return hideUrlPassword(value);
     return value;
   }
   const out: Record<string, unknown> = {};

@@ -190,10 +190,10 @@ export class PostgresMetadataStore implements MetadataStore {
 
   async blobInRepository(repository: string, digest: string): Promise<number | undefined> {
     const rows = await this.rows<{ size: number }>(
-      `SELECT b.size FROM repositories r JOIN blobs b ON b.digest = $2
-        WHERE r.name = $1
-          AND (EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.repo_id = r.id AND rb.digest = $2)
-               OR EXISTS (SELECT 1 FROM manifests m WHERE m.repo_id = r.id AND m.digest = $2))`,
+      `SELECT b.size FROM repositories r
+         JOIN repository_blobs rb ON rb.repo_id = r.id
+         JOIN blobs b ON b.digest = rb.digest
+        WHERE r.name = $1 AND rb.digest = $2`,
       [repository, digest],
     );
     return rows[0]?.size;

@@ -318,7 +318,7 @@ export class S3BlobStore implements BlobStore {
         throw new Error(`upload ${id}: assembled ${stored} bytes instead of ${length}`);
       }
     }
-    await this.removeUpload(id);
+    // The upload stays until removeUpload: the registry may have to publish it again.
   }
 
   private async copy(from: string, to: string): Promise<void> {
