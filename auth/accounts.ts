@@ -1,7 +1,7 @@
-// Managing users: the checks and hashing around storage/users.ts, shared by the `berth
+// Managing users: the checks and hashing around the registry's users service, shared by the `berth
 // user` command and anything else that creates or changes accounts.
 
-import type { UserStore } from '../storage/users.js';
+import type { UserService } from '../src/registry/users.js';
 import { hashPassword } from './passwords.js';
 
 /**
@@ -26,7 +26,7 @@ function checkPassword(password: string): string {
 }
 
 export async function createUser(
-  store: UserStore,
+  store: UserService,
   user: { name: string; password: string; admin: boolean; groups: string[] },
 ): Promise<void> {
   checkUsername(user.name);
@@ -34,12 +34,12 @@ export async function createUser(
     if (!GROUP_RE.test(group)) throw new Error(`invalid group name "${group}"`);
   }
   const passwordHash = await hashPassword(checkPassword(user.password));
-  if (!store.add({ name: user.name, passwordHash, admin: user.admin, groups: user.groups })) {
+  if (!(await store.add({ name: user.name, passwordHash, admin: user.admin, groups: user.groups }))) {
     throw new Error(`user "${user.name}" already exists`);
   }
 }
 
-export async function changePassword(store: UserStore, name: string, password: string): Promise<void> {
+export async function changePassword(store: UserService, name: string, password: string): Promise<void> {
   const passwordHash = await hashPassword(checkPassword(password));
-  if (!store.setPassword(name, passwordHash)) throw new Error(`no user "${name}"`);
+  if (!(await store.setPassword(name, passwordHash))) throw new Error(`no user "${name}"`);
 }

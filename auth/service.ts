@@ -2,8 +2,7 @@
 // may do (rules) and the tokens it is given. HTTP lives in src/server/auth.ts.
 
 import { createHash, createHmac, randomBytes } from 'node:crypto';
-import type { Db } from '../storage/db.js';
-import { UserStore, type User } from '../storage/users.js';
+import type { User, UserService } from '../src/registry/users.js';
 import { resolveAuthConfig, type AuthConfig, type ResolvedAuthConfig } from './config.js';
 import { loadOrCreateSigningKey } from './keys.js';
 import { DECOY_HASH, hashQueueFull, verifyPassword } from './passwords.js';
@@ -40,7 +39,6 @@ export class AuthService {
   readonly throttle: LoginThrottle;
   readonly verifier: TokenVerifier;
   private readonly issuer: TokenIssuer;
-  private readonly users: UserStore;
   // Keyed by an HMAC of (stored hash, password) under a per-process key: a password
   // change alters the stored hash, so a changed password is never served from here.
   private readonly checked = new Map<string, number>();
@@ -52,12 +50,11 @@ export class AuthService {
 
   constructor(
     readonly config: ResolvedAuthConfig,
-    db: Db,
+    private readonly users: UserService,
     dataDir: string,
   ) {
     const key = loadOrCreateSigningKey(dataDir);
     this.fingerprintKey = createHash('sha256').update('refresh-password\0').update(key.privateKey.export({ format: 'der', type: 'pkcs8' })).digest();
-    this.users = new UserStore(db);
     this.throttle = new LoginThrottle(config.loginThrottle);
     this.issuer = new TokenIssuer(key, {
       issuer: config.issuer,
@@ -72,8 +69,9 @@ export class AuthService {
     );
   }
 
-  static open(config: AuthConfig, db: Db, dataDir: string): AuthService {
-    return new AuthService(resolveAuthConfig(config), db, dataDir);
+  /** The service on the registry's users service (registry.users) and its data directory (the signing key). */
+  static open(config: AuthConfig, users: UserService, dataDir: string): AuthService {
+    return new AuthService(resolveAuthConfig(config), users, dataDir);
   }
 
   /**
@@ -82,7 +80,7 @@ export class AuthService {
    * account is throttled or the hash queue is full (auth/throttle.ts, auth/passwords.ts).
    */
   async login(name: string, password: string, address: string): Promise<Identity | null> {
-    const user = this.users.get(name);
+    const user = await this.users.get(name);
     const hash = user?.passwordHash ?? DECOY_HASH;
     const cacheKey = createHmac('sha256', this.cacheKey).update(`${name}\0${hash}\0${password}`).digest('base64');
     // Refused while throttled even with the right password: otherwise the answer would tell a guess.
@@ -111,8 +109,8 @@ export class AuthService {
   }
 
   /** The current identity of a user (admin flag and groups may have changed since a token was issued). */
-  identity(name: string): Identity | null {
-    const user = this.users.get(name);
+  async identity(name: string): Promise<Identity | null> {
+    const user = await this.users.get(name);
     return user ? identityOf(user) : null;
   }
 
@@ -124,7 +122,7 @@ export class AuthService {
   async refresh(refreshToken: string): Promise<Identity | null> {
     try {
       const { subject, password } = await this.verifier.verifyRefresh(refreshToken);
-      const user = this.users.get(subject);
+      const user = await this.users.get(subject);
       return user && password === this.passwordFingerprint(user.passwordHash) ? identityOf(user) : null;
     } catch (err) {
       if (err instanceof InvalidTokenError) return null;
@@ -148,7 +146,7 @@ export class AuthService {
       issued_at: issued.issuedAt,
       scope: access.map(formatScope).join(' '),
     };
-    const user = offline && identity.kind === 'user' ? this.users.get(subject) : undefined;
+    const user = offline && identity.kind === 'user' ? await this.users.get(subject) : undefined;
     if (user) response.refresh_token = await this.issuer.refresh(subject, this.passwordFingerprint(user.passwordHash));
     return response;
   }

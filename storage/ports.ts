@@ -21,7 +21,10 @@
 //      each deleted blob (MetadataStore.deleteUnusedBlobs), deletes the objects after
 //      the commit (BlobStore.delete), then clears the marks (clearGcMarks);
 //   3. a row insert for a digest with a live GC mark is refused (BlobMarkedError): the
-//      writer waits until the mark is gone and publishes the object again;
+//      writer waits until the mark is gone; after every insert the writer checks that
+//      the object is still there and publishes it again if not (a collection may have
+//      deleted it between the writer's publish and its insert), and only then removes
+//      its upload;
 //   4. no object operation ever happens inside a metadata transaction.
 // So an object without a row is harmless garbage (the next collection removes it) and
 // a row without an object never happens. A killed collector's marks die with its lease.
@@ -103,10 +106,12 @@ export interface BlobStore {
 
   /**
    * Publishes the first `length` bytes of a verified upload as the blob `digest`,
-   * durably, and removes the upload. Idempotent by digest: when the blob already
-   * exists the upload is just removed. When the blob is missing (say a collection
-   * deleted it) it is stored: a row is never trusted to prove the object exists.
-   * The upload must not be appended to concurrently (the caller holds its lease).
+   * durably. Idempotent by digest: when the blob already exists nothing changes. When
+   * it is missing (say a collection deleted it) it is stored: a row is never trusted to
+   * prove the object exists. The upload stays until removeUpload: the registry removes
+   * it only once the row is in (and the object checked still there, see the invariant),
+   * so it can publish again if a collection deleted the object meanwhile. The upload
+   * must not be appended to concurrently (the caller holds its lease).
    */
   commitUpload(id: string, length: number, digest: string): Promise<void>;
 
@@ -166,7 +171,11 @@ export interface BlobStore {
 
 /** Thrown by addBlob/putManifest when a collection is deleting the digest's object right now (see the invariant). */
 export class BlobMarkedError extends Error {
-  constructor(readonly digest: string) {
+  constructor(
+    readonly digest: string,
+    /** The collector holding the mark (its 'gc' lease holder), when the driver tells. */
+    readonly runner = '',
+  ) {
     super(`blob ${digest} is being deleted by garbage collection`);
   }
 }
@@ -306,6 +315,13 @@ export interface UnusedManifest {
   digest: string;
 }
 
+export interface CachedImage {
+  repository: string;
+  digest: string;
+  /** Last pull, or the time it was cached when never pulled since. */
+  pulledAt: number;
+}
+
 /** A named lease any process may take (GC runner, scheduled maintenance, webhook delivery). */
 export interface LeaseState {
   holder: string;
@@ -319,12 +335,21 @@ export interface MetadataStore {
   /** Closes connections. Pending touches are the caller's business (flush first). */
   close(): Promise<void>;
 
+  /**
+   * A private copy for a dry run (`berth gc --dry-run`): the collection runs on it for
+   * real, and nothing it does reaches the store or takes the store's write lock. Close
+   * it when done. (SQLite: an in-memory copy; PostgreSQL: say, a REPEATABLE READ
+   * transaction that is rolled back at close, as long as it holds no lock others wait
+   * on.) Optional: without it, `gc --dry-run` is refused.
+   */
+  snapshot?(): Promise<MetadataStore>;
+
   /** Resolves when the database answers a query (readiness). */
   ping(): Promise<void>;
 
   // --- repositories and blob links ---------------------------------------------------
 
-  /** Size of a blob the repository may serve (linked, or one of its manifests), or undefined. The hot path of blob HEAD. */
+  /** Size of a blob linked in the repository, or undefined. The hot path of blob HEAD. */
   blobInRepository(repository: string, digest: string): Promise<number | undefined>;
 
   /** Size of a blob recorded anywhere, or undefined. */
@@ -396,11 +421,12 @@ export interface MetadataStore {
   getUpload(id: string): Promise<UploadSession | undefined>;
 
   /**
-   * Takes the upload's lease: resolves to the session when taken, 'busy' when another
-   * holder's lease is still live, undefined when there is no such session. A lease of
-   * a dead holder expires after its ttl.
+   * Takes the upload's lease: resolves to the session when taken, `{ busyWith }` (the
+   * current holder) when another holder's lease is still live, undefined when there is
+   * no such session. A lease of a dead holder expires after its ttl; `replacing` takes
+   * it over at once from that holder (the caller knows it is dead).
    */
-  leaseUpload(id: string, lease: UploadLease): Promise<UploadSession | 'busy' | undefined>;
+  leaseUpload(id: string, lease: UploadLease, replacing?: string): Promise<UploadSession | { busyWith: string } | undefined>;
 
   /** Extends a lease the holder has (long bodies); false when it was lost. */
   renewUploadLease(id: string, lease: UploadLease): Promise<boolean>;
@@ -428,10 +454,9 @@ export interface MetadataStore {
 
   /**
    * Deletes at most `limit` repository links to blobs no manifest of the repository
-   * references, created and touched before `cutoff`; resolves to how many. `dryRun`
-   * counts them without deleting (and without taking the write lock).
+   * references, created and touched before `cutoff`; resolves to how many.
    */
-  deleteUnusedLinks(cutoff: number, limit: number, dryRun: boolean): Promise<number>;
+  deleteUnusedLinks(cutoff: number, limit: number): Promise<number>;
 
   /**
    * Up to `limit` blobs nothing links, is, or references, touched before `cutoff`, with
@@ -479,6 +504,24 @@ export interface MetadataStore {
    */
   retireTag(repository: string, tag: string, digest: string, events?: OutboxEvent[]): Promise<{ tagDeleted: boolean; manifestDeleted: boolean }>;
 
+  // --- the pull-through cache (src/proxy); optional: a store without them has no cache eviction
+
+  /** Records pulls of cached manifests: [repository, digest, time]. */
+  recordPulls?(pulls: [string, string, number][]): Promise<void>;
+
+  /** Bytes the repositories under `prefix/` hold (blobs and manifests), each counted once. */
+  cacheSize?(prefix: string): Promise<number>;
+
+  /** The images under `prefix/` (manifests no index of their repository holds), least recently pulled first. */
+  cachedImages?(prefix: string): Promise<CachedImage[]>;
+
+  /**
+   * Evicts a cached image in one transaction: the manifest with its tags and referrers,
+   * the child manifests of an index nothing else holds, and the repository's links to
+   * blobs no manifest left there uses. Objects go at the next collection.
+   */
+  evictImage?(repository: string, digest: string): Promise<void>;
+
   // --- scrub, usage, metrics ---------------------------------------------------------
 
   /** Every recorded blob, sorted by digest. */
@@ -525,8 +568,3 @@ export interface MetadataStore {
   queuedEvents(): Promise<number>;
 }
 
-/** What a driver pair needs to be opened; the registry's `storage` config selects one. */
-export interface Storage {
-  blobs: BlobStore;
-  meta: MetadataStore;
-}

@@ -15,7 +15,6 @@ import type { AuthConfig } from '../auth/config.js';
 import { loadOrCreateSigningKey, signingKeyPath, type SigningKey } from '../auth/keys.js';
 import { hashPassword } from '../auth/passwords.js';
 import { TokenIssuer } from '../auth/tokens.js';
-import { UserStore } from '../storage/users.js';
 import type { ServerOptions } from '../src/server/serve.js';
 import { errorCode, sha256, startTestServer, type TestServer } from './helpers/server.js';
 
@@ -25,7 +24,7 @@ const ISSUER = 'berth-token-service';
 /** A server with auth on and users: root (admin), bob (plain user), carol (group ci). */
 async function startAuthServer(auth: AuthConfig, options: Omit<ServerOptions, 'listen' | 'auth'> = {}): Promise<TestServer> {
   const server = await startTestServer({ ...options, auth });
-  const users = new UserStore(server.registry.db);
+  const users = server.registry.users;
   await createUser(users, { name: 'root', password: 'root-password', admin: true, groups: [] });
   await createUser(users, { name: 'bob', password: 'bob-password', admin: false, groups: [] });
   await createUser(users, { name: 'carol', password: 'carol-password', admin: false, groups: ['ci'] });
@@ -135,7 +134,7 @@ describe('token mode', () => {
   });
 
   it('revokes a refresh token issued in the same second as a password change', async () => {
-    const users = new UserStore(server.registry.db);
+    const users = server.registry.users;
     const login = () =>
       send(server, `/auth/token?service=${SERVICE}&offline_token=true&client_id=docker`, { authorization: basic('carol', 'carol-password') });
     await login(); // carol's password is then remembered: the login below runs no scrypt
@@ -408,7 +407,7 @@ describe('token mode', () => {
     expect(bogus.status).toBe(401);
     expect((await form({ grant_type: 'client_credentials' })).status).toBe(400);
 
-    await changePassword(new UserStore(server.registry.db), 'bob', 'bob-password');
+    await changePassword(server.registry.users, 'bob', 'bob-password');
     const revoked = await form({ grant_type: 'refresh_token', refresh_token: body.refresh_token, client_id: 'docker' });
     expect(revoked.status).toBe(401);
   });
@@ -519,7 +518,7 @@ describe('logins under attack', () => {
   let server: TestServer;
   beforeAll(async () => {
     server = await startAuthServer({ mode: 'token', loginThrottle: { maxFailures: 5, windowSeconds: 60 } }, { trustedProxies: ['127.0.0.1'] });
-    const users = new UserStore(server.registry.db);
+    const users = server.registry.users;
     for (const name of ['dave', 'erin', 'fred']) await createUser(users, { name, password: `${name}-password`, admin: false, groups: [] });
   });
   afterAll(() => server?.destroy());

@@ -14,8 +14,8 @@ import { hashPassword, verifyPassword } from '../auth/passwords.js';
 import { ANONYMOUS, allowedActions, grant, parseRules, type AccessPolicy, type Identity } from '../auth/rules.js';
 import { accessAllows, formatScope, parseScope, parseScopes } from '../auth/scope.js';
 import { LoginThrottle } from '../auth/throttle.js';
-import { openDatabase } from '../storage/db.js';
-import { UserStore } from '../storage/users.js';
+import Database from 'better-sqlite3';
+import { openRegistry } from '../src/registry/registry.js';
 
 const dirs: string[] = [];
 async function tempDir(): Promise<string> {
@@ -214,27 +214,29 @@ describe('signing key', () => {
 describe('user store', () => {
   it('adds, lists, changes passwords and removes users with their groups', async () => {
     const dir = await tempDir();
-    const db = openDatabase(dir);
+    const registry = await openRegistry(dir);
     try {
-      const users = new UserStore(db);
+      const users = registry.users;
       await createUser(users, { name: 'alice', password: 'alice-password', admin: true, groups: ['ops', 'ci'] });
       await createUser(users, { name: 'bob', password: 'bob-password', admin: false, groups: [] });
       await expect(createUser(users, { name: 'bob', password: 'bob-password', admin: false, groups: [] })).rejects.toThrow(/exists/);
       await expect(createUser(users, { name: 'Bob', password: 'bob-password', admin: false, groups: [] })).rejects.toThrow(/invalid user name/);
       await expect(createUser(users, { name: 'carol', password: 'short', admin: false, groups: [] })).rejects.toThrow(/too short/);
-      expect(users.list().map((u) => [u.name, u.admin, u.groups])).toEqual([
+      expect((await users.list()).map((u) => [u.name, u.admin, u.groups])).toEqual([
         ['alice', true, ['ci', 'ops']],
         ['bob', false, []],
       ]);
-      const before = users.get('bob')!.passwordHash;
+      const before = (await users.get('bob'))!.passwordHash;
       await changePassword(users, 'bob', 'new-bob-password');
-      expect(await verifyPassword('new-bob-password', users.get('bob')!.passwordHash)).toBe(true);
-      expect(users.get('bob')!.passwordHash).not.toBe(before);
-      expect(users.remove('alice')).toBe(true);
-      expect(users.remove('alice')).toBe(false);
+      expect(await verifyPassword('new-bob-password', (await users.get('bob'))!.passwordHash)).toBe(true);
+      expect((await users.get('bob'))!.passwordHash).not.toBe(before);
+      expect(await users.remove('alice')).toBe(true);
+      expect(await users.remove('alice')).toBe(false);
+      const db = new Database(join(dir, 'registry.db'), { readonly: true });
       expect(db.prepare('SELECT count(*) AS n FROM user_groups').get()).toEqual({ n: 0 });
-    } finally {
       db.close();
+    } finally {
+      await registry.close();
     }
   });
 });

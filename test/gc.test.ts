@@ -5,10 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { existsSync, readdirSync, utimesSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { collectGarbage } from '../src/registry/gc.js';
-import { applyRetention, parseRetentionRules, planRetention } from '../src/registry/retention.js';
-import { scrub } from '../src/registry/scrub.js';
-import { storageUsage } from '../src/registry/usage.js';
+import { parseRetentionRules } from '../src/registry/retention.js';
 import { errorCode, imageManifest, pushBlob, pushImage, putManifest, sha256, startTestServer, type TestServer } from './helpers/server.js';
 import { buildBusyboxImage, e2eTools, skopeo, tempDir } from './helpers/images.js';
 
@@ -51,7 +48,7 @@ describe('garbage collection', () => {
     expect((await fetch(`${s.url}/v2/gc/app/manifests/${sha256(doomed)}`, { method: 'DELETE' })).status).toBe(202);
     await tick();
 
-    const report = await collectGarbage(s.registry.db, s.registry.store, FAST);
+    const report = await s.registry.gc.collect(FAST);
     expect(report.blobsDeleted).toBe(3); // config one, layer one, manifest one
     expect(report.bytesFreed).toBe(config('one').length + own('one').length + doomed.length);
     for (const gone of [config('one'), own('one'), doomed]) expect(existsSync(blobFile(s, sha256(gone)))).toBe(false);
@@ -61,7 +58,7 @@ describe('garbage collection', () => {
     }
     const pulled = await fetch(`${s.url}/v2/gc/app/manifests/two`);
     expect(pulled.status).toBe(200);
-    const again = await collectGarbage(s.registry.db, s.registry.store, FAST);
+    const again = await s.registry.gc.collect(FAST);
     expect(again.blobsDeleted).toBe(0);
   });
 
@@ -76,7 +73,7 @@ describe('garbage collection', () => {
     await skopeo('copy', '--quiet', '--dest-tls-verify=false', b.skopeoRef, `docker://${host}/gc/busybox:b`);
     await skopeo('delete', '--tls-verify=false', `docker://${host}/gc/busybox@${a.digest}`);
     await tick();
-    const report = await collectGarbage(s.registry.db, s.registry.store, FAST);
+    const report = await s.registry.gc.collect(FAST);
     expect(report.blobsDeleted).toBe(3); // a's config, a's own layer, a's manifest
     expect(existsSync(blobFile(s, a.manifest.layers[1]!.digest))).toBe(false);
     expect(existsSync(blobFile(s, a.manifest.layers[0]!.digest))).toBe(true);
@@ -88,11 +85,11 @@ describe('garbage collection', () => {
   it('keeps blobs uploaded within the grace period, and collects them after it', async () => {
     const s = await server();
     const digest = await pushBlob(s.url, 'gc/grace', 'uploaded, not yet referenced');
-    const kept = await collectGarbage(s.registry.db, s.registry.store, { graceMs: 3_600_000, settleMs: 60 });
+    const kept = await s.registry.gc.collect({ graceMs: 3_600_000, settleMs: 60 });
     expect(kept.blobsDeleted).toBe(0);
     expect(await head(s, 'gc/grace', digest)).toBe(200);
     await new Promise((r) => setTimeout(r, 100)); // let the HEAD's touch age past a zero grace
-    const collected = await collectGarbage(s.registry.db, s.registry.store, FAST);
+    const collected = await s.registry.gc.collect(FAST);
     expect(collected.blobsDeleted).toBe(1);
     expect(collected.linksRemoved).toBe(1);
     expect(await head(s, 'gc/grace', digest)).toBe(404);
@@ -105,7 +102,7 @@ describe('garbage collection', () => {
     await tick();
     // The reference registry's race: the client HEADs an old unreferenced blob, skips
     // the upload, and the collection deletes the blob before the manifest arrives.
-    const running = collectGarbage(s.registry.db, s.registry.store, { graceMs: 0, settleMs: 200 });
+    const running = s.registry.gc.collect({ graceMs: 0, settleMs: 200 });
     await new Promise((r) => setTimeout(r, 50));
     expect(await head(s, 'gc/race', digest)).toBe(200);
     const report = await running;
@@ -118,7 +115,7 @@ describe('garbage collection', () => {
     const config = Buffer.from('{"late":"manifest"}');
     await pushBlob(s.url, 'gc/late', config);
     await tick();
-    await collectGarbage(s.registry.db, s.registry.store, FAST);
+    await s.registry.gc.collect(FAST);
     const res = await fetch(`${s.url}/v2/gc/late/manifests/v1`, {
       method: 'PUT',
       headers: { 'Content-Type': 'application/vnd.oci.image.manifest.v1+json' },
@@ -137,7 +134,7 @@ describe('garbage collection', () => {
     let runs = 0;
     const collector = (async () => {
       while (!stop) {
-        await collectGarbage(s.registry.db, s.registry.store, { graceMs, settleMs: 40 });
+        await s.registry.gc.collect({ graceMs, settleMs: 40 });
         runs++;
       }
     })();
@@ -172,7 +169,7 @@ describe('garbage collection', () => {
     if (graceMs > 0) expect(refused).toEqual([]);
     else expect(new Set(refused)).toEqual(new Set(refused.length ? ['MANIFEST_BLOB_UNKNOWN'] : []));
     expect(pushed.length).toBeGreaterThan(0);
-    await collectGarbage(s.registry.db, s.registry.store, FAST);
+    await s.registry.gc.collect(FAST);
     for (const p of pushed) {
       const m = await fetch(`${s.url}/v2/${p.repo}/manifests/${p.tag}`);
       expect(Buffer.from(await m.arrayBuffer())).toEqual(p.manifest);
@@ -202,17 +199,17 @@ describe('garbage collection', () => {
     await putManifest(s.url, 'gc/untagged', sha256(sigLoose), sigLoose);
     await tick();
 
-    const dry = await collectGarbage(s.registry.db, s.registry.store, { ...FAST, deleteUntagged: true, dryRun: true });
+    const dry = await s.registry.gc.collect({ ...FAST, deleteUntagged: true, dryRun: true });
     expect(dry.manifestsDeleted.map((m) => m.digest).sort()).toEqual([loose.digest, sha256(sigLoose)].sort());
     expect((await fetch(`${s.url}/v2/gc/untagged/manifests/${loose.digest}`)).status).toBe(200);
 
-    const report = await collectGarbage(s.registry.db, s.registry.store, { ...FAST, deleteUntagged: true });
+    const report = await s.registry.gc.collect({ ...FAST, deleteUntagged: true });
     expect(report.manifestsDeleted.map((m) => m.digest).sort()).toEqual([loose.digest, sha256(sigLoose)].sort());
     for (const digest of [tagged.digest, child.digest, sha256(index), sha256(sigKept)]) {
       expect((await fetch(`${s.url}/v2/gc/untagged/manifests/${digest}`)).status).toBe(200);
     }
     expect((await fetch(`${s.url}/v2/gc/untagged/manifests/${loose.digest}`)).status).toBe(404);
-    const without = await collectGarbage(s.registry.db, s.registry.store, FAST);
+    const without = await s.registry.gc.collect(FAST);
     expect(without.manifestsDeleted).toEqual([]);
   });
 
@@ -231,7 +228,7 @@ describe('garbage collection', () => {
     const s = await server();
     const digest = await pushBlob(s.url, 'gc/dry', 'would go');
     await new Promise((r) => setTimeout(r, 50));
-    const report = await collectGarbage(s.registry.db, s.registry.store, { ...FAST, dryRun: true });
+    const report = await s.registry.gc.collect({ ...FAST, dryRun: true });
     expect(report.blobsDeleted).toBe(1);
     expect(existsSync(blobFile(s, digest))).toBe(true);
     expect(await head(s, 'gc/dry', digest)).toBe(200);
@@ -246,11 +243,11 @@ describe('garbage collection', () => {
     const orphan = join(s.dataDir, 'uploads', 'orphan-from-a-crash');
     writeFileSync(orphan, 'bytes');
     utimesSync(orphan, new Date(Date.now() - 7200_000), new Date(Date.now() - 7200_000));
-    const fresh = await collectGarbage(s.registry.db, s.registry.store, { ...FAST, uploadTtlMs: 3_600_000 });
+    const fresh = await s.registry.gc.collect({ ...FAST, uploadTtlMs: 3_600_000 });
     expect(fresh.uploadsExpired).toBe(1); // only the orphan file: the session is active
     expect(existsSync(join(s.dataDir, 'uploads', uuid))).toBe(true);
     await new Promise((r) => setTimeout(r, 30));
-    const expired = await collectGarbage(s.registry.db, s.registry.store, { ...FAST, uploadTtlMs: 10 });
+    const expired = await s.registry.gc.collect({ ...FAST, uploadTtlMs: 10 });
     expect(expired.uploadsExpired).toBe(1);
     expect(existsSync(join(s.dataDir, 'uploads', uuid))).toBe(false);
     expect((await fetch(`${s.url}${location}`)).status).toBe(404);
@@ -266,8 +263,8 @@ describe('garbage collection', () => {
 
   it('refuses a second collection while one runs', async () => {
     const s = await server();
-    const first = collectGarbage(s.registry.db, s.registry.store, { ...FAST, settleMs: 200 });
-    await expect(collectGarbage(s.registry.db, s.registry.store, FAST)).rejects.toThrow(/already running/);
+    const first = s.registry.gc.collect({ ...FAST, settleMs: 200 });
+    await expect(s.registry.gc.collect(FAST)).rejects.toThrow(/already running/);
     await first;
   });
 });
@@ -281,15 +278,15 @@ describe('retention', () => {
     }
     await pushImage(s.url, 'other/app', 'build-1', 'other');
     const rules = parseRetentionRules([{ repositories: 'ret/*', keepLast: 2, protect: ['latest', 'v*'] }]);
-    const plan = planRetention(s.registry.db, rules);
+    const plan = await s.registry.retention.plan(rules);
     expect(plan.map((d) => `${d.repository}:${d.tag}`).sort()).toEqual(['ret/app:build-1', 'ret/app:build-2']);
-    const result = applyRetention(s.registry.db, plan);
+    const result = await s.registry.retention.apply(plan);
     expect(result).toEqual({ tagsDeleted: 2, manifestsDeleted: 2 });
     const tags = (await (await fetch(`${s.url}/v2/ret/app/tags/list`)).json()) as { tags: string[] };
     expect(tags.tags).toEqual(['build-3', 'build-4', 'latest', 'v1.0']);
     expect((await fetch(`${s.url}/v2/other/app/manifests/build-1`)).status).toBe(200);
 
-    const byAge = planRetention(s.registry.db, parseRetentionRules([{ repositories: '**', olderThan: '1ms', protect: 'latest' }]), Date.now() + 10);
+    const byAge = await s.registry.retention.plan(parseRetentionRules([{ repositories: '**', olderThan: '1ms', protect: 'latest' }]), Date.now() + 10);
     expect(byAge.map((d) => `${d.repository}:${d.tag}`).sort()).toEqual(['other/app:build-1', 'ret/app:build-3', 'ret/app:build-4', 'ret/app:v1.0']);
   });
 
@@ -313,21 +310,21 @@ describe('scrub', () => {
     mkdirSync(join(blobFile(s, strayDigest), '..'), { recursive: true });
     writeFileSync(blobFile(s, strayDigest), 'a stray file');
 
-    const report = await scrub(s.registry.db, s.registry.store);
+    const report = await s.registry.scrub.run();
     expect(report.corrupted.map((c) => c.digest)).toEqual([corrupt]);
     expect(existsSync(blobFile(s, corrupt))).toBe(false);
     expect(readdirSync(join(s.dataDir, 'quarantine'))).toHaveLength(1);
     expect(report.missingFiles).toEqual([lostDigest]);
     expect(report.orphanFiles).toEqual([strayDigest]);
 
-    const repaired = await scrub(s.registry.db, s.registry.store, { repair: true });
+    const repaired = await s.registry.scrub.run({ repair: true });
     expect(repaired.missingFiles).toEqual([corrupt, lostDigest].sort());
     expect(existsSync(blobFile(s, strayDigest))).toBe(false);
     // The corrupt layer is forgotten: HEAD says 404, the client pushes it again, and the image heals.
     expect(await head(s, 'scrub/app', corrupt)).toBe(404);
     expect(repaired.brokenManifests.map((m) => m.missing)).toEqual([corrupt]);
     await pushBlob(s.url, 'scrub/app', img.layers[0]!);
-    const clean = await scrub(s.registry.db, s.registry.store);
+    const clean = await s.registry.scrub.run();
     expect(clean.brokenManifests).toEqual([]);
     expect(clean.corrupted.length + clean.missingFiles.length + clean.orphanFiles.length).toBe(0);
   });
@@ -348,7 +345,7 @@ describe('storage usage', () => {
     const mb = imageManifest(config, [shared]);
     await putManifest(s.url, 'du/a', 'v1', ma);
     await putManifest(s.url, 'du/b', 'v1', mb);
-    const usage = storageUsage(s.registry.db);
+    const usage = await s.registry.usage.report();
     const a = usage.repositories.find((r) => r.repository === 'du/a')!;
     const b = usage.repositories.find((r) => r.repository === 'du/b')!;
     expect(a.total).toBe(shared.length + onlyA.length + config.length + ma.length);
@@ -368,7 +365,7 @@ describe('the database stays consistent', () => {
     const dropped = await pushImage(s.url, 'gc/fk', 'v2', 'dropped');
     expect((await fetch(`${s.url}/v2/gc/fk/manifests/${dropped.digest}`, { method: 'DELETE' })).status).toBe(202);
     // A collection that really deletes rows (manifest references, links, blobs) beside kept ones.
-    const report = await collectGarbage(s.registry.db, s.registry.store, { ...FAST, deleteUntagged: true });
+    const report = await s.registry.gc.collect({ ...FAST, deleteUntagged: true });
     expect(report.blobsDeleted).toBe(4); // the dropped image's config, two layers and manifest
     const db = new Database(join(s.dataDir, 'registry.db'), { readonly: true });
     expect(db.pragma('foreign_key_check')).toEqual([]);

@@ -13,8 +13,6 @@ import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../src/server/logger.js';
 import { createUser } from '../auth/accounts.js';
-import { UserStore } from '../storage/users.js';
-import { collectGarbage } from '../src/registry/gc.js';
 import { buildBusyboxImage, buildMultiPlatformIndex, e2eTools, skopeo, tempDir, type BuiltManifestImage } from './helpers/images.js';
 import { startRecordingProxy, startReferenceRegistry, type RecordingProxy, type ReferenceRegistry } from './helpers/reference-registry.js';
 import { errorCode, imageManifest, pushBlob, pushImage, putManifest, sha256, startTestServer, type TestServer } from './helpers/server.js';
@@ -54,7 +52,7 @@ describe.skipIf(!hasTools)('pull-through cache', () => {
     tokenRecorder = await startRecordingProxy(tokenUpstream.url);
     basicUpstream = await startTestServer({ auth: { mode: 'basic' } });
     for (const server of [tokenUpstream, basicUpstream]) {
-      await createUser(new UserStore(server.registry.db), { name: 'root', password: 'root-password', admin: true, groups: [] });
+      await createUser(server.registry.users, { name: 'root', password: 'root-password', admin: true, groups: [] });
     }
     busybox = await buildBusyboxImage(join(work, 'layout'), { tag: '1.36' });
     await skopeo('copy', '--quiet', '--dest-tls-verify=false', busybox.skopeoRef, `docker://${reference.host}/library/busybox:1.36`);
@@ -306,7 +304,7 @@ describe.skipIf(!hasTools)('pull-through cache', () => {
     expect(catalog.repositories).toEqual(expect.arrayContaining(['small.example/cap/a', 'small.example/cap/c']));
     expect(catalog.repositories).not.toContain('small.example/cap/b');
     // A collection frees nothing the local tag holds.
-    await collectGarbage(cache.registry.db, cache.registry.store, { graceMs: 0, settleMs: 0 });
+    await cache.registry.gc.collect({ graceMs: 0, settleMs: 0 });
     for (const d of [sha256(b.config), ...b.layers.map(sha256)]) {
       const res = await fetch(`${cache.url}/v2/kept/b/blobs/${d}`);
       expect(res.status, d).toBe(200);
@@ -354,7 +352,7 @@ describe.skipIf(!hasTools)('pull-through cache behind access control', () => {
     recorder = await startRecordingProxy(reference.url);
     await pushImage(reference.url, 'library/guarded', 'latest', 'guarded');
     cache = await startTestServer({ auth: { mode: 'token' }, proxy: [{ prefix: 'docker.io', url: recorder.url, tagTtl: 3_600_000 }] });
-    await createUser(new UserStore(cache.registry.db), { name: 'alice', password: 'alice-password', admin: false, groups: [] });
+    await createUser(cache.registry.users, { name: 'alice', password: 'alice-password', admin: false, groups: [] });
   }, 60_000);
   afterAll(async () => {
     await cache?.destroy();

@@ -95,7 +95,7 @@ describe.skipIf(!e2eTools('postgres'))('PostgreSQL metadata store', () => {
     await a.createUpload('u-1', 'up/load');
     const mine = await a.leaseUpload('u-1', { holder: 'replica-a', ttlMs: 60_000 });
     expect(mine).toMatchObject({ id: 'u-1', repository: 'up/load', offset: 0, hashState: null });
-    expect(await b.leaseUpload('u-1', { holder: 'replica-b', ttlMs: 60_000 })).toBe('busy');
+    expect(await b.leaseUpload('u-1', { holder: 'replica-b', ttlMs: 60_000 })).toEqual({ busyWith: 'replica-a' });
     expect(await b.leaseUpload('nope', { holder: 'replica-b', ttlMs: 60_000 })).toBeUndefined();
     await a.releaseUpload('u-1', 'replica-a', { offset: 5_242_880, hashState: null });
     expect(await b.leaseUpload('u-1', { holder: 'replica-b', ttlMs: 1 })).toMatchObject({ offset: 5_242_880 });

@@ -34,7 +34,7 @@ export function proxiedBlobs(inner: BlobService, hooks: ProxyHooks, logger: Logg
     const upstream = hooks.upstreamFor(repository);
     if (!upstream) return inner.stat(repository, digestValue);
     try {
-      const found = inner.stat(repository, digestValue);
+      const found = await inner.stat(repository, digestValue);
       proxyMetrics.hits.inc({ upstream: upstream.prefix, kind: 'blob' });
       return found;
     } catch (err) {
@@ -43,7 +43,7 @@ export function proxiedBlobs(inner: BlobService, hooks: ProxyHooks, logger: Logg
     proxyMetrics.misses.inc({ upstream: upstream.prefix, kind: 'blob' });
     const size = await sizes.run(`${repository}@${digestValue}`, () => upstream.blobSize(repository, digestValue));
     // Stored for another repository (a layer shared by two images): link it, fetch nothing.
-    if (inner.mount(repository, digestValue, undefined, () => true)) return inner.stat(repository, digestValue);
+    if (await inner.mount(repository, digestValue, undefined, () => true)) return inner.stat(repository, digestValue);
     const request = proxyRequest.getStore();
     if (request) request.uncachedBlob = { repository, digest: digestValue, size, upstream };
     return { digest: parseDigest(digestValue), size };
@@ -57,7 +57,7 @@ export function proxiedBlobs(inner: BlobService, hooks: ProxyHooks, logger: Logg
     if (range || fills.get(digest.value)) {
       // Someone else's fetch (or a range of the blob): wait for the store to have it.
       await fills.run(digest.value, () => fetchInto(fill, undefined));
-      inner.mount(fill.repository, digest.value, undefined, () => true);
+      await inner.mount(fill.repository, digest.value, undefined, () => true);
       return inner.send(digest, out, range, onOpen);
     }
     return fills.run(digest.value, () => fetchInto(fill, { out, onOpen }));

@@ -4,7 +4,7 @@
 // a blob that a local repository also links stays, and collection frees the files.
 // Pulls are recorded in memory and written once a second, off the request path.
 
-import type { ProxyStore } from '../../storage/proxy.js';
+import type { CachedImage, PullCacheService } from '../registry/pullcache.js';
 import type { Logger } from '../server/logger.js';
 import { proxyMetrics } from './metrics.js';
 import type { Upstream } from './upstream.js';
@@ -20,12 +20,12 @@ export class CacheKeeper {
   private readonly timers: NodeJS.Timeout[];
 
   constructor(
-    private readonly store: ProxyStore,
+    private readonly store: PullCacheService,
     private readonly upstreams: Upstream[],
     private readonly logger: Logger,
   ) {
     this.timers = [
-      setInterval(() => this.flush(), FLUSH_MS),
+      setInterval(() => void this.flush(), FLUSH_MS),
       setInterval(() => {
         for (const u of this.upstreams) if (u.config.idleFor !== undefined) this.schedule(u);
       }, IDLE_CHECK_MS),
@@ -54,28 +54,29 @@ export class CacheKeeper {
     while (this.running) await this.running;
   }
 
-  close(): void {
+  close(): Promise<void> {
     for (const t of this.timers) clearInterval(t);
-    this.flush();
+    return this.flush();
   }
 
-  private flush(): void {
+  /** Never rejects: a failure is logged (those pulls count as older). */
+  private async flush(): Promise<void> {
     if (this.pulls.size === 0) return;
     const batch = this.pulls;
     this.pulls = new Map();
     try {
-      this.store.touch(batch.values());
+      await this.store.recordPulls([...batch.values()]);
     } catch (err) {
       this.logger.error({ err }, 'pull-through cache: recording pulls failed');
     }
   }
 
   private async run(): Promise<void> {
-    this.flush();
+    await this.flush();
     for (const upstream of [...this.due]) {
       this.due.delete(upstream);
       try {
-        this.evict(upstream);
+        await this.evict(upstream);
       } catch (err) {
         // A background task never crashes the server: the next fill or check tries again.
         this.logger.error({ err, upstream: upstream.prefix }, 'pull-through cache: eviction failed');
@@ -83,21 +84,21 @@ export class CacheKeeper {
     }
   }
 
-  private evict(upstream: Upstream): void {
+  private async evict(upstream: Upstream): Promise<void> {
     const { prefix, config } = upstream;
-    let images = this.store.images(prefix);
+    let images = await this.store.images(prefix);
     if (config.idleFor !== undefined) {
       const cutoff = Date.now() - config.idleFor;
-      for (const image of images.filter((i) => i.pulled_at < cutoff)) this.drop(upstream, image, 'idleFor');
-      images = images.filter((i) => i.pulled_at >= cutoff);
+      for (const image of images.filter((i) => i.pulledAt < cutoff)) await this.drop(upstream, image, 'idleFor');
+      images = images.filter((i) => i.pulledAt >= cutoff);
     }
     if (config.maxBytes === undefined) return;
-    while (images.length > 1 && this.store.size(prefix) > config.maxBytes) this.drop(upstream, images.shift()!, 'maxBytes');
+    while (images.length > 1 && (await this.store.size(prefix)) > config.maxBytes) await this.drop(upstream, images.shift()!, 'maxBytes');
   }
 
-  private drop(upstream: Upstream, image: { repository: string; digest: string; pulled_at: number }, reason: string): void {
-    this.store.evict(image.repository, image.digest);
+  private async drop(upstream: Upstream, image: CachedImage, reason: string): Promise<void> {
+    await this.store.evict(image.repository, image.digest);
     proxyMetrics.evicted.inc({ upstream: upstream.prefix, reason });
-    this.logger.info({ upstream: upstream.prefix, repository: image.repository, digest: image.digest, lastPulled: new Date(image.pulled_at).toISOString(), reason }, 'pull-through cache: evicted an image');
+    this.logger.info({ upstream: upstream.prefix, repository: image.repository, digest: image.digest, lastPulled: new Date(image.pulledAt).toISOString(), reason }, 'pull-through cache: evicted an image');
   }
 }

@@ -11,7 +11,6 @@
 // podman's registries.conf mirrors name the prefix in their location (`host:5000/docker.io`).
 
 import type { Registry } from '../registry/registry.js';
-import { ProxyStore } from '../../storage/proxy.js';
 import type { Logger } from '../server/logger.js';
 import { proxiedBlobs } from './blobs.js';
 import type { UpstreamConfig } from './config.js';
@@ -37,7 +36,7 @@ export interface PullThroughCache {
 /** Puts the cache around `registry`'s services (in place) for the configured upstreams. */
 export function enablePullThroughCache(registry: Registry, configs: UpstreamConfig[], logger: Logger): PullThroughCache {
   const upstreams = configs.map((c) => new Upstream(c, logger));
-  const keeper = new CacheKeeper(new ProxyStore(registry.db), upstreams, logger);
+  const keeper = new CacheKeeper(registry.pullCache, upstreams, logger);
   const hooks: ProxyHooks = {
     upstreamFor: (repository) => upstreams.find((u) => repository.startsWith(`${u.prefix}/`)),
     filled: (upstream) => keeper.schedule(upstream),

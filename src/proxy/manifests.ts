@@ -27,7 +27,7 @@ export function proxiedManifests(inner: ManifestService, hooks: ProxyHooks, logg
     if (!upstream) return inner.resolve(repository, reference);
     let local: StoredManifest | undefined;
     try {
-      local = inner.resolve(repository, reference);
+      local = await inner.resolve(repository, reference);
     } catch (err) {
       if (!isCode(err, 'MANIFEST_UNKNOWN')) throw err;
     }

@@ -1,13 +1,21 @@
 // Blob rules: reads, links, mounts and the upload state machine (monolithic, streamed,
-// chunked, resumed after a restart). Bytes go through storage/blobstore, records
-// through storage/metadata; this module decides what is allowed and what is an error.
+// chunked, resumed by any process). Bytes go through the BlobStore port, records
+// through the MetadataStore port; this module decides what is allowed and what is an
+// error.
+//
+// An upload session is data, not process memory: its offset lives in the metadata
+// store and a request writes to it only while it holds the session's lease, so the
+// POST, the PATCHes and the PUT of one upload may land on different processes. The
+// running hash is cached here by upload id and offset; when another process took the
+// last chunk the cache is stale and the received prefix is hashed again.
 
 import { createHash, randomUUID, type Hash } from 'node:crypto';
 import type { Readable, Writable } from 'node:stream';
 import { RegistryError } from './errors.js';
 import { checkName, isValidName, parseDigest, type Digest } from './names.js';
-import { IncompleteBodyError, type FsBlobStore } from '../../storage/blobstore.js';
-import type { MetadataStore, UploadRow } from '../../storage/metadata.js';
+import { IncompleteBodyError, ObjectMissingError, type BlobStore, type ByteRange, type MetadataStore, type UploadSession } from '../../storage/ports.js';
+import { holderIsDead, newHolder } from './leases.js';
+import { publishObject } from './publish.js';
 import type { TouchRecorder } from './touches.js';
 
 /** A request body to append: the stream and what the client said about it. */
@@ -16,7 +24,7 @@ export interface Body {
   /** Content-Length, when given. */
   length?: number;
   /** Parsed Content-Range `start-end` (inclusive), when given. */
-  range?: { start: number; end: number };
+  range?: ByteRange;
   /** Told the size of every chunk as it is taken from the stream. */
   onChunk?: (bytes: number) => void;
 }
@@ -30,43 +38,64 @@ export interface UploadState {
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
+/** An upload's lease lasts this long unless renewed; a request renews it every third of it. */
+const UPLOAD_LEASE_MS = 60_000;
+
+/** Running hashes kept for uploads in progress; beyond this the oldest is dropped (and rebuilt if needed). */
+const HASH_CACHE_LIMIT = 1024;
+
+
 export class BlobService {
-  /**
-   * Running sha256 of uploads in progress, by uuid, with the offset it covers. After a
-   * restart (or when another process took a chunk) it is rebuilt from the file.
-   */
+  /** Running sha256 of uploads in progress, by id, with the offset it covers. */
   private readonly hashes = new Map<string, { hash: Hash; offset: number }>();
-  /** Uploads with a request writing to them right now: a second writer is refused. */
-  private readonly busy = new Set<string>();
 
   constructor(
     private readonly meta: MetadataStore,
-    private readonly store: FsBlobStore,
-    private readonly touches: TouchRecorder,
+    private readonly store: BlobStore,
+    private readonly touches: TouchRecorder | undefined,
   ) {}
 
   /** Size of a blob the repository may serve; BLOB_UNKNOWN otherwise. */
-  stat(repository: string, digestValue: string): { digest: Digest; size: number } {
+  async stat(repository: string, digestValue: string): Promise<{ digest: Digest; size: number }> {
     checkName(repository);
     const digest = parseDigest(digestValue);
-    const size = this.meta.blobInRepository(repository, digest.value);
+    const size = await this.meta.blobInRepository(repository, digest.value);
     if (size === undefined) throw new RegistryError('BLOB_UNKNOWN', 'blob unknown to registry', { digest: digest.value });
     // A client that checks a blob may be about to reference it: keep it from collection.
-    this.touches.touch(digest.value);
+    await this.touches?.touch(digest.value);
     return { digest, size };
   }
 
-  /** Sends the blob's bytes (or a range of them) to `out` and ends it; `onOpen` runs once the file is open. */
-  send(digest: Digest, out: Writable, range: { start: number; end: number } | undefined, onOpen: () => void): Promise<void> {
-    return this.store.writeBlobTo(digest, out, range, onOpen);
+  /**
+   * Sends the blob's bytes (or a range of them) to `out` and ends it; `onOpen` runs once
+   * the object is open, so a missing object is still a clean error before any header.
+   */
+  async send(digest: Digest, out: Writable, range: ByteRange | undefined, onOpen: () => void): Promise<void> {
+    const reader = await this.store.open(digest.value, range);
+    try {
+      onOpen();
+    } catch (err) {
+      await reader.close();
+      throw err;
+    }
+    await reader.writeTo(out);
   }
 
-  /** Removes the blob from the repository; the file stays until garbage collection. */
-  delete(repository: string, digestValue: string): void {
+  /**
+   * Removes the blob from the repository; the object stays until garbage collection.
+   * Refused (DENIED, naming them) while manifests of the repository use it: deleting it
+   * would leave them pointing at a layer that answers 404.
+   */
+  async delete(repository: string, digestValue: string): Promise<void> {
     checkName(repository);
     const digest = parseDigest(digestValue);
-    if (!this.meta.unlinkBlob(repository, digest.value)) {
-      throw new RegistryError('BLOB_UNKNOWN', 'blob unknown to registry', { digest: digest.value });
+    const result = await this.meta.unlinkBlob(repository, digest.value);
+    if (result === 'unknown') throw new RegistryError('BLOB_UNKNOWN', 'blob unknown to registry', { digest: digest.value });
+    if (result !== 'unlinked') {
+      throw new RegistryError('DENIED', 'the blob is used by manifests of this repository: delete those manifests first', {
+        digest: digest.value,
+        manifests: result.heldBy,
+      });
     }
   }
 
@@ -75,14 +104,14 @@ export class BlobService {
    * false when it cannot be mounted (unknown, or `mayReadFrom` refuses the source) and
    * the caller should start an ordinary upload instead, as the spec says.
    */
-  mount(repository: string, digestValue: string, from: string | undefined, mayReadFrom: (repo: string) => boolean): boolean {
+  async mount(repository: string, digestValue: string, from: string | undefined, mayReadFrom: (repo: string) => boolean): Promise<boolean> {
     checkName(repository);
     const digest = parseDigest(digestValue);
     let source = from;
     if (source !== undefined) {
-      if (!isValidName(source) || this.meta.blobInRepository(source, digest.value) === undefined) return false;
+      if (!isValidName(source) || (await this.meta.blobInRepository(source, digest.value)) === undefined) return false;
     } else {
-      source = this.meta.aRepositoryWithBlob(digest.value);
+      source = await this.meta.aRepositoryWithBlob(digest.value);
       if (source === undefined) return false;
     }
     if (source !== repository && !mayReadFrom(source)) return false;
@@ -93,38 +122,39 @@ export class BlobService {
   async putMonolithic(repository: string, digestValue: string, body: Body): Promise<number> {
     checkName(repository);
     const digest = parseDigest(digestValue);
-    const uuid = randomUUID();
-    await this.store.createUpload(uuid);
+    const id = randomUUID();
+    await this.store.beginUpload(id);
     try {
       const hash = createHash(digest.algorithm);
-      const size = await this.append(uuid, hash, body);
-      await this.verifyAndPrepare(uuid, digest, hash, size);
-      await this.record(repository, digest, size, uuid, false);
+      const size = await this.append(id, 0, hash, body);
+      verify(digest, hash, size);
+      await this.record(repository, digest, size, id, false);
       return size;
-    } catch (err) {
-      await this.store.removeUpload(uuid);
-      throw err;
+    } finally {
+      await this.store.removeUpload(id);
     }
   }
 
   async startUpload(repository: string): Promise<UploadState> {
     checkName(repository);
     const uuid = randomUUID();
-    await this.store.createUpload(uuid);
-    this.meta.createUpload(repository, uuid);
+    await this.store.beginUpload(uuid);
+    await this.meta.createUpload(uuid, repository);
     return { uuid, repository, offset: 0 };
   }
 
-  status(repository: string, uuid: string): UploadState {
-    const row = this.session(repository, uuid);
-    return { uuid, repository, offset: row.offset };
+  async status(repository: string, uuid: string): Promise<UploadState> {
+    checkName(repository);
+    const session = UUID_RE.test(uuid) ? await this.meta.getUpload(uuid) : undefined;
+    if (!session || session.repository !== repository) throw uploadUnknown(uuid);
+    return { uuid, repository, offset: session.offset };
   }
 
   /** A PATCH: appends a chunk (Content-Range given) or a stream (no Content-Range). */
-  async patch(repository: string, uuid: string, body: Body): Promise<UploadState> {
-    return this.exclusive(repository, uuid, async (row) => {
-      const offset = await this.appendChunk(row, body);
-      this.meta.setUploadOffset(uuid, offset);
+  patch(repository: string, uuid: string, body: Body): Promise<UploadState> {
+    return this.exclusive(repository, uuid, async (session, release) => {
+      const offset = await this.appendChunk(session, body);
+      await release(offset);
       return { uuid, repository, offset };
     });
   }
@@ -133,29 +163,25 @@ export class BlobService {
   async complete(repository: string, uuid: string, digestValue: string | undefined, body: Body | undefined): Promise<{ digest: Digest; size: number }> {
     if (!digestValue) throw new RegistryError('DIGEST_INVALID', 'the digest query parameter is required to complete an upload');
     const digest = parseDigest(digestValue);
-    return this.exclusive(repository, uuid, async (row) => {
-      let offset = row.offset;
-      if (body) {
-        offset = await this.appendChunk(row, body);
-        this.meta.setUploadOffset(uuid, offset);
-      } else {
-        // Only the acknowledged bytes may become the blob (appendChunk trims for itself).
-        await this.trimToOffset(row);
-      }
-      const state = this.hashes.get(uuid);
-      const hash = digest.algorithm === 'sha256' && state && state.offset === offset
-        ? state.hash
-        : await this.store.hashUpload(uuid, digest.algorithm, offset);
+    return this.exclusive(repository, uuid, async (session) => {
+      let offset = session.offset;
+      // Not acknowledged until the blob is recorded: a failed commit leaves the session where it was.
+      if (body) offset = await this.appendChunk(session, body);
+      const cached = this.hashes.get(uuid);
       this.hashes.delete(uuid);
+      let hash: Hash;
+      if (digest.algorithm === 'sha256' && cached && cached.offset === offset) hash = cached.hash;
+      else hash = await this.rehash(session, offset, digest.algorithm);
       try {
-        await this.verifyAndPrepare(uuid, digest, hash, offset);
+        verify(digest, hash, offset);
       } catch (err) {
         // A wrong digest ends the session: its bytes can never become this blob.
-        this.meta.deleteUpload(uuid);
+        await this.meta.deleteUpload(uuid);
         await this.store.removeUpload(uuid);
         throw err;
       }
       await this.record(repository, digest, offset, uuid, true);
+      await this.store.removeUpload(uuid);
       return { digest, size: offset };
     });
   }
@@ -163,40 +189,56 @@ export class BlobService {
   async cancel(repository: string, uuid: string): Promise<void> {
     await this.exclusive(repository, uuid, async () => {
       this.hashes.delete(uuid);
-      this.meta.deleteUpload(uuid);
+      await this.meta.deleteUpload(uuid);
       await this.store.removeUpload(uuid);
     });
   }
 
-  private session(repository: string, uuid: string): UploadRow {
+  /**
+   * Runs `work` holding the session's lease (renewed while it runs). `release(offset)`
+   * records the new acknowledged offset and gives the lease up; otherwise it is given
+   * up at the end. A live lease of another request is BLOB_UPLOAD_INVALID.
+   */
+  private async exclusive<T>(
+    repository: string,
+    uuid: string,
+    work: (session: UploadSession, release: (offset: number) => Promise<void>) => Promise<T>,
+  ): Promise<T> {
     checkName(repository);
-    const row = UUID_RE.test(uuid) ? this.meta.getUpload(uuid) : undefined;
-    if (!row || row.repository !== repository) {
-      throw new RegistryError('BLOB_UPLOAD_UNKNOWN', 'blob upload unknown to registry', { uuid });
-    }
-    return row;
-  }
-
-  private async exclusive<T>(repository: string, uuid: string, work: (row: UploadRow) => Promise<T>): Promise<T> {
-    const row = this.session(repository, uuid);
-    if (this.busy.has(uuid)) {
-      throw new RegistryError('BLOB_UPLOAD_INVALID', 'another request is writing to this upload', { uuid });
-    }
-    this.busy.add(uuid);
+    const holder = newHolder();
+    const lease = { holder, ttlMs: UPLOAD_LEASE_MS };
+    let session = UUID_RE.test(uuid) ? await this.meta.leaseUpload(uuid, lease) : undefined;
+    // A writer killed with its process (kill -9, a crash) leaves a live lease: take it over.
+    if (session && 'busyWith' in session && holderIsDead(session.busyWith)) session = await this.meta.leaseUpload(uuid, lease, session.busyWith);
+    if (session && 'busyWith' in session) throw new RegistryError('BLOB_UPLOAD_INVALID', 'another request is writing to this upload', { uuid });
+    let held = session !== undefined;
     try {
-      return await work(row);
+      if (!session || session.repository !== repository) throw uploadUnknown(uuid);
+      const renew = setInterval(() => {
+        this.meta.renewUploadLease(uuid, lease).catch(() => undefined);
+      }, UPLOAD_LEASE_MS / 3);
+      renew.unref();
+      try {
+        return await work(session, async (offset) => {
+          held = false;
+          await this.meta.releaseUpload(uuid, holder, { offset, hashState: null });
+        });
+      } finally {
+        clearInterval(renew);
+      }
     } finally {
-      this.busy.delete(uuid);
+      // The session may be gone (completed, cancelled): releasing then changes nothing.
+      if (held) await this.meta.releaseUpload(uuid, holder).catch(() => undefined);
     }
   }
 
   /** Appends a body at the session's offset; resolves to the new offset. */
-  private async appendChunk(row: UploadRow, body: Body): Promise<number> {
+  private async appendChunk(session: UploadSession, body: Body): Promise<number> {
     if (body.range) {
-      if (body.range.start !== row.offset) {
-        throw new RegistryError('BLOB_UPLOAD_INVALID', `chunk starts at ${body.range.start}, the upload is at ${row.offset}`, undefined, {
+      if (body.range.start !== session.offset) {
+        throw new RegistryError('BLOB_UPLOAD_INVALID', `chunk starts at ${body.range.start}, the upload is at ${session.offset}`, undefined, {
           status: 416,
-          headers: uploadHeaders(row.repository, row.uuid, row.offset),
+          headers: uploadHeaders(session.repository, session.id, session.offset),
         });
       }
       const length = body.range.end - body.range.start + 1;
@@ -205,72 +247,73 @@ export class BlobService {
       }
       body = { ...body, length };
     }
-    const state = await this.resumeHash(row);
+    const state = await this.resumeHash(session);
+    this.hashes.delete(session.id);
+    const offset = session.offset + (await this.append(session.id, session.offset, state.hash, body));
+    // Whatever part of a failed body arrived was never acknowledged: its hash is not kept.
+    this.remember(session.id, { hash: state.hash, offset });
+    return offset;
+  }
+
+  /** The running sha256 at the session's offset: the cached one, or the received prefix hashed again. */
+  private async resumeHash(session: UploadSession): Promise<{ hash: Hash; offset: number }> {
+    const cached = this.hashes.get(session.id);
+    if (cached && cached.offset === session.offset) return cached;
+    return { hash: await this.rehash(session, session.offset, 'sha256'), offset: session.offset };
+  }
+
+  private async rehash(session: UploadSession, length: number, algorithm: string): Promise<Hash> {
+    const hash = createHash(algorithm);
     try {
-      state.offset = row.offset + (await this.append(row.uuid, state.hash, body));
-      return state.offset;
+      await this.store.hashUpload(session.id, length, hash);
     } catch (err) {
-      // Whatever part of the body arrived was never acknowledged: forget it.
-      this.hashes.delete(row.uuid);
-      await this.store.truncateUpload(row.uuid, row.offset);
-      throw err;
+      if (!(err instanceof ObjectMissingError)) throw err;
+      // The bytes are gone (removed by hand, or a crash of an old version): the session cannot go on.
+      await this.meta.deleteUpload(session.id);
+      throw uploadUnknown(session.id);
     }
+    return hash;
   }
 
-  /** The running hash at the session's offset, rebuilt from the file when not at hand. */
-  private async resumeHash(row: UploadRow): Promise<{ hash: Hash; offset: number }> {
-    const state = this.hashes.get(row.uuid);
-    if (state && state.offset === row.offset) return state;
-    await this.trimToOffset(row);
-    const fresh = { hash: await this.store.hashUpload(row.uuid, 'sha256', row.offset), offset: row.offset };
-    this.hashes.set(row.uuid, fresh);
-    return fresh;
+  private remember(id: string, state: { hash: Hash; offset: number }): void {
+    if (this.hashes.size >= HASH_CACHE_LIMIT) this.hashes.delete(this.hashes.keys().next().value!);
+    this.hashes.set(id, state);
   }
 
-  /**
-   * Cuts the upload file back to the acknowledged offset: bytes past it come from a
-   * request that died half-way, possibly in a process that was killed and never cleaned
-   * up. No file at all means a crash came between a commit's rename into blobs/ and its
-   * transaction: the session cannot go on, and the client must start over.
-   */
-  private async trimToOffset(row: UploadRow): Promise<void> {
-    const size = await this.store.uploadSize(row.uuid);
-    if (size === null) {
-      this.meta.deleteUpload(row.uuid);
-      throw new RegistryError('BLOB_UPLOAD_UNKNOWN', 'blob upload unknown to registry', { uuid: row.uuid });
-    }
-    if (size !== row.offset) await this.store.truncateUpload(row.uuid, row.offset);
-  }
-
-  private async append(uuid: string, hash: Hash, body: Body): Promise<number> {
+  private async append(id: string, offset: number, hash: Hash, body: Body): Promise<number> {
     try {
-      return await this.store.appendToUpload(uuid, body.stream, hash, { expectedLength: body.length, onChunk: body.onChunk });
+      return await this.store.appendUpload(id, offset, body.stream, hash, { expectedLength: body.length, onChunk: body.onChunk });
     } catch (err) {
-      if (err instanceof IncompleteBodyError) {
-        throw new RegistryError('BLOB_UPLOAD_INVALID', err.message);
+      if (err instanceof IncompleteBodyError) throw new RegistryError('BLOB_UPLOAD_INVALID', err.message);
+      if (err instanceof ObjectMissingError) {
+        await this.meta.deleteUpload(id);
+        throw uploadUnknown(id);
       }
       throw err;
     }
   }
 
-  /** Records a verified upload as the blob, placing its file or dropping a duplicate. */
-  private async record(repository: string, digest: Digest, size: number, uuid: string, session: boolean): Promise<void> {
-    const placed = this.meta.addBlob(repository, digest.value, size, () => this.store.placeSync(uuid, digest), session ? uuid : undefined);
-    if (placed) await this.store.syncPlaced(digest);
-    else await this.store.removeUpload(uuid);
+  /** Publishes a verified upload as the blob and records it (see publishObject). */
+  private record(repository: string, digest: Digest, size: number, id: string, session: boolean): Promise<void> {
+    return publishObject(
+      this.store,
+      this.meta,
+      digest.value,
+      () => this.store.commitUpload(id, size, digest.value),
+      () => this.meta.addBlob({ repository, digest: digest.value, size, uploadId: session ? id : undefined }),
+    );
   }
+}
 
-  private async verifyAndPrepare(uuid: string, digest: Digest, hash: Hash, size: number): Promise<void> {
-    const actual = `${digest.algorithm}:${hash.digest('hex')}`;
-    if (actual !== digest.value) {
-      throw new RegistryError('DIGEST_INVALID', 'provided digest did not match uploaded content', {
-        expected: digest.value,
-        actual,
-        size,
-      });
-    }
-    await this.store.prepareUpload(uuid, digest);
+function verify(digest: Digest, hash: Hash, size: number): void {
+  const actual = `${digest.algorithm}:${hash.digest('hex')}`;
+  if (actual !== digest.value) {
+    throw new RegistryError('DIGEST_INVALID', 'provided digest did not match uploaded content', { expected: digest.value, actual, size });
   }
+}
+
+function uploadUnknown(uuid: string): RegistryError {
+  return new RegistryError('BLOB_UPLOAD_UNKNOWN', 'blob upload unknown to registry', { uuid });
 }
 
 /** Location, Range and Docker-Upload-UUID: the headers every upload step answers with. */

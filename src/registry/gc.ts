@@ -1,21 +1,17 @@
-// Online garbage collection. It runs while the registry serves (in the server on a
+// Online garbage collection. It runs while the registry serves (in a server on a
 // schedule, or as `berth gc` in another process on the same data directory) and is
 // safe against pushes in flight:
 // - anything uploaded, mounted, referenced or touched (HEAD/GET) within the grace
 //   period is kept, and touches during the run are seen (see touches.ts);
-// - every deletion re-checks its conditions in its own write transaction, and blob
-//   files are removed inside the transaction that deletes their rows, which
-//   serializes with the transaction that places a new upload (FsBlobStore.placeSync);
-// - a manifest PUT checks its references in its own transaction, so it either finds
-//   every blob or fails with MANIFEST_BLOB_UNKNOWN, never half-succeeds.
+// - one collection at a time, by the 'gc' lease, renewed while it runs: a killed
+//   collector's lease expires (at once when its process is known to be gone);
+// - every deletion re-checks its conditions in its own short transaction, and objects
+//   are deleted after the transaction that deleted their rows, under GC marks that make
+//   a push of the same digest wait and publish again (storage/ports.ts, the invariant);
+// - a dry run works on a private copy of the metadata and never takes the write lock.
 
-import { hostname } from 'node:os';
-import { randomUUID } from 'node:crypto';
-import { stat } from 'node:fs/promises';
-import type { FsBlobStore } from '../../storage/blobstore.js';
-import { GcStore } from '../../storage/gc.js';
-import type { Db } from '../../storage/db.js';
-import { parseDigest } from './names.js';
+import type { BlobStore, MetadataStore } from '../../storage/ports.js';
+import { holderIsDead, newHolder } from './leases.js';
 import { TOUCH_INTERVAL_MS } from './touches.js';
 
 export interface GcOptions {
@@ -43,112 +39,127 @@ export interface GcReport {
 
 export const DEFAULT_GRACE_MS = 3_600_000;
 export const DEFAULT_UPLOAD_TTL_MS = 24 * 3_600_000;
-/** A run marked as started this long ago is taken to have died. */
-const STALE_RUN_MS = 6 * 3_600_000;
+/** Upload files without a session (a monolithic upload or manifest write whose process died) older than this go. */
+const ORPHAN_UPLOAD_MS = 3_600_000;
+/** The collector's lease: renewed every third of it while the run lasts. */
+const GC_LEASE_MS = 15_000;
+/** Rows per transaction: each batch holds the write lock for a few milliseconds. */
 const BATCH = 100;
 
 export class GcAlreadyRunningError extends Error {}
 
-/** Thrown inside the dry run's transaction to roll it back. */
-class DryRunRollback extends Error {}
+export class GcService {
+  constructor(
+    private readonly meta: MetadataStore,
+    private readonly store: BlobStore,
+  ) {}
 
-export async function collectGarbage(db: Db, store: FsBlobStore, options: GcOptions = {}): Promise<GcReport> {
-  const gc = new GcStore(db);
-  const started = Date.now();
-  const runner = `${hostname()}:${process.pid}:${randomUUID()}`;
-  if (!gc.begin(runner, started, started - STALE_RUN_MS)) {
-    throw new GcAlreadyRunningError('a garbage collection is already running on this data directory');
-  }
-  const report: GcReport = {
-    dryRun: options.dryRun ?? false,
-    manifestsDeleted: [],
-    linksRemoved: 0,
-    blobsDeleted: 0,
-    bytesFreed: 0,
-    uploadsExpired: 0,
-    durationMs: 0,
-  };
-  try {
-    await new Promise((resolve) => setTimeout(resolve, options.settleMs ?? 2.5 * TOUCH_INTERVAL_MS));
-    const cutoff = started - (options.graceMs ?? DEFAULT_GRACE_MS);
-    if (report.dryRun) {
+  async collect(options: GcOptions = {}): Promise<GcReport> {
+    const started = Date.now();
+    const dryRun = options.dryRun ?? false;
+    const runner = newHolder();
+    if (dryRun && !this.meta.snapshot) throw new Error('this metadata store cannot make the private copy a dry run needs');
+    const meta = dryRun ? await this.meta.snapshot!() : this.meta;
+    const report: GcReport = { dryRun, manifestsDeleted: [], linksRemoved: 0, blobsDeleted: 0, bytesFreed: 0, uploadsExpired: 0, durationMs: 0 };
+    try {
+      if (!(await takeLease(meta, runner))) throw new GcAlreadyRunningError('a garbage collection is already running on this data directory');
+      const renew = setInterval(() => {
+        meta.acquireLease('gc', runner, GC_LEASE_MS).catch(() => undefined);
+      }, GC_LEASE_MS / 3);
+      renew.unref();
       try {
-        db.transaction(() => {
-          sweep(gc, store, cutoff, options.deleteUntagged ?? false, report, false);
-          throw new DryRunRollback();
-        })();
-      } catch (err) {
-        if (!(err instanceof DryRunRollback)) throw err;
-      }
-    } else {
-      sweep(gc, store, cutoff, options.deleteUntagged ?? false, report, true);
-      report.uploadsExpired = await expireUploads(gc, store, started - (options.uploadTtlMs ?? DEFAULT_UPLOAD_TTL_MS));
-    }
-  } finally {
-    gc.end(runner, report.bytesFreed);
-  }
-  report.durationMs = Date.now() - started;
-  return report;
-}
-
-/**
- * The deletions, in dependency order: unused manifests (repeatedly, since deleting an
- * index or a subject frees what it held), then repository links no manifest uses, then
- * blobs nothing links or references, files included. In a dry run the caller wraps all
- * of it in one transaction that it rolls back, and no file is touched.
- */
-function sweep(gc: GcStore, store: FsBlobStore, cutoff: number, deleteUntagged: boolean, report: GcReport, removeFiles: boolean): void {
-  const inTx = <T>(fn: () => T): T => (removeFiles ? gc.db.transaction(fn).immediate() : fn());
-  if (deleteUntagged) {
-    for (let round = gc.unusedManifests(cutoff); round.length > 0; round = gc.unusedManifests(cutoff)) {
-      let deleted = 0;
-      for (const m of round) {
-        if (inTx(() => gc.deleteUnusedManifest(m.repo_id, m.digest, cutoff))) {
-          report.manifestsDeleted.push({ repository: m.repository, digest: m.digest });
-          deleted++;
+        await new Promise((resolve) => setTimeout(resolve, options.settleMs ?? 2.5 * TOUCH_INTERVAL_MS));
+        const cutoff = started - (options.graceMs ?? DEFAULT_GRACE_MS);
+        await this.sweep(meta, runner, cutoff, options.deleteUntagged ?? false, report, !dryRun);
+        if (!dryRun) {
+          const ttl = options.uploadTtlMs ?? DEFAULT_UPLOAD_TTL_MS;
+          report.uploadsExpired = await expireUploads(meta, this.store, started - ttl, started - Math.min(ttl, ORPHAN_UPLOAD_MS));
         }
+      } finally {
+        clearInterval(renew);
+        await meta.releaseLease('gc', runner);
       }
-      if (deleted === 0) break;
+      if (!dryRun) await meta.recordGcRun({ at: Date.now(), freedBytes: report.bytesFreed });
+    } finally {
+      if (dryRun) await meta.close();
     }
+    report.durationMs = Date.now() - started;
+    return report;
   }
-  const links = gc.unusedLinks(cutoff);
-  for (let i = 0; i < links.length; i += BATCH) {
-    inTx(() => {
-      for (const link of links.slice(i, i + BATCH)) if (gc.deleteUnusedLink(link.repo_id, link.digest, cutoff)) report.linksRemoved++;
-    });
-  }
-  const blobs = gc.unusedBlobs(cutoff);
-  for (let i = 0; i < blobs.length; i += BATCH) {
-    inTx(() => {
-      for (const blob of blobs.slice(i, i + BATCH)) {
-        if (!gc.deleteUnusedBlob(blob.digest, cutoff)) continue;
-        if (removeFiles) store.removeBlobSync(parseDigest(blob.digest));
-        report.blobsDeleted++;
-        report.bytesFreed += blob.size;
+
+  /**
+   * The deletions, in dependency order: unused manifests (repeatedly, since deleting an
+   * index or a subject frees what it held), then repository links no manifest uses, then
+   * blobs nothing links or references, with their objects.
+   */
+  private async sweep(meta: MetadataStore, runner: string, cutoff: number, deleteUntagged: boolean, report: GcReport, deleteObjects: boolean): Promise<void> {
+    if (deleteUntagged) {
+      for (;;) {
+        const candidates = await meta.unusedManifests(cutoff, BATCH);
+        if (candidates.length === 0) break;
+        const deleted = await meta.deleteUnusedManifests(candidates, cutoff);
+        report.manifestsDeleted.push(...deleted);
+        if (deleted.length === 0) break;
       }
-    });
+    }
+    for (;;) {
+      const removed = await meta.deleteUnusedLinks(cutoff, BATCH);
+      report.linksRemoved += removed;
+      if (removed < BATCH) break;
+    }
+    for (let after = ''; ; ) {
+      const candidates = await meta.unusedBlobs(cutoff, after, BATCH);
+      if (candidates.length === 0) break;
+      after = candidates[candidates.length - 1]!.digest;
+      const deleted = await meta.deleteUnusedBlobs(candidates.map((b) => b.digest), cutoff, runner);
+      if (deleted.length === 0) continue;
+      if (deleteObjects) {
+        // Only while the lease is ours: otherwise our marks no longer hold pushes back.
+        if (!(await meta.acquireLease('gc', runner, GC_LEASE_MS))) throw new Error('garbage collection lost its lease: stopped before deleting objects');
+        await Promise.all(deleted.map((b) => this.store.delete(b.digest)));
+        await meta.clearGcMarks(deleted.map((b) => b.digest));
+      }
+      report.blobsDeleted += deleted.length;
+      for (const b of deleted) report.bytesFreed += b.size;
+    }
   }
 }
 
+/** Takes the 'gc' lease, from a holder on this machine whose process is gone if need be. */
+async function takeLease(meta: MetadataStore, runner: string): Promise<boolean> {
+  if (await meta.acquireLease('gc', runner, GC_LEASE_MS)) return true;
+  const current = await meta.lease('gc');
+  if (!current || !holderIsDead(current.holder)) return false;
+  await meta.releaseLease('gc', current.holder);
+  return meta.acquireLease('gc', runner, GC_LEASE_MS);
+}
+
 /**
- * Removes upload sessions idle since before `before`, and files in uploads/ that no
- * session owns (a monolithic upload or manifest write whose process died) as old.
+ * Removes upload sessions idle since before `before` with their bytes, and upload
+ * bytes that no session owns written before `orphanBefore`.
  */
-async function expireUploads(gc: GcStore, store: FsBlobStore, before: number): Promise<number> {
+async function expireUploads(meta: MetadataStore, store: BlobStore, before: number, orphanBefore: number): Promise<number> {
   let expired = 0;
-  for (const uuid of gc.staleUploads(before)) {
-    if (gc.deleteStaleUpload(uuid, before)) {
-      await store.removeUpload(uuid);
-      expired++;
+  for (const id of await meta.expireUploads(before)) {
+    await store.removeUpload(id);
+    expired++;
+  }
+  return expired + (await removeOrphanUploads(meta, store, orphanBefore));
+}
+
+/** Removes upload bytes without a session, last written before `before`; resolves to how many. */
+export async function removeOrphanUploads(meta: MetadataStore, store: BlobStore, before: number): Promise<number> {
+  const old: string[] = [];
+  for await (const upload of store.listUploads()) if (upload.modifiedAt < before) old.push(upload.id);
+  let removed = 0;
+  for (let i = 0; i < old.length; i += BATCH) {
+    const batch = old.slice(i, i + BATCH);
+    const live = await meta.existingUploads(batch);
+    for (const id of batch) {
+      if (live.has(id)) continue;
+      await store.removeUpload(id);
+      removed++;
     }
   }
-  for (const name of await store.listUploadFiles()) {
-    if (gc.uploadExists(name)) continue;
-    const info = await stat(store.uploadPath(name)).catch(() => undefined);
-    if (info && info.mtimeMs < before) {
-      await store.removeUpload(name);
-      expired++;
-    }
-  }
-  return expired;
+  return removed;
 }

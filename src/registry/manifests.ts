@@ -1,12 +1,12 @@
 // Manifest rules: put (validate, check references, store bytes, record, tag), get by
 // tag or digest (exact bytes), delete, tags list, catalog and referrers.
 
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { RegistryError } from './errors.js';
 import { checkName, checkTag, looksLikeDigest, parseDigest, type Digest } from './names.js';
 import { MediaType, parseManifest } from './manifest.js';
-import type { FsBlobStore } from '../../storage/blobstore.js';
-import type { ManifestRow, MetadataStore } from '../../storage/metadata.js';
+import type { BlobStore, ManifestRecord, MetadataStore } from '../../storage/ports.js';
+import { publishObject } from './publish.js';
 
 export interface StoredManifest {
   digest: string;
@@ -28,7 +28,7 @@ export class ManifestService {
 
   constructor(
     private readonly meta: MetadataStore,
-    private readonly store: FsBlobStore,
+    private readonly store: BlobStore,
   ) {}
 
   async put(
@@ -38,7 +38,7 @@ export class ManifestService {
     body: Buffer,
     extraTags: string[] = [],
     options: { referencesFetchedLater?: boolean } = {},
-  ): Promise<{ digest: string; subject: string | null }> {
+  ): Promise<{ digest: string; subject: string | null; tags: string[] }> {
     checkName(repository);
     const byDigest = looksLikeDigest(reference);
     const expected = byDigest ? parseDigest(reference) : undefined;
@@ -53,12 +53,13 @@ export class ManifestService {
     }
 
     const parsed = parseManifest(body, contentType);
-    const temp = `manifest-${randomUUID()}`;
-    await this.store.prepareBytes(temp, digest, body);
-    let missing;
-    try {
-      missing = this.meta.putManifest(
-        {
+    const missing = await publishObject(
+      this.store,
+      this.meta,
+      digest.value,
+      () => this.store.putBlob(digest.value, body),
+      () =>
+        this.meta.putManifest({
           repository,
           digest: digest.value,
           mediaType: parsed.mediaType,
@@ -70,14 +71,8 @@ export class ManifestService {
           children: parsed.children,
           tags,
           referencesFetchedLater: options.referencesFetchedLater,
-        },
-        () => this.store.placeSync(temp, digest),
-      );
-    } finally {
-      // Placed files are gone from uploads/; a refused manifest leaves its temp file.
-      await this.store.removeUpload(temp);
-    }
-    if (!missing) await this.store.syncPlaced(digest);
+        }),
+    );
     if (missing) {
       throw new RegistryError(
         'MANIFEST_BLOB_UNKNOWN',
@@ -86,62 +81,37 @@ export class ManifestService {
       );
     }
     this.remember(digest.value, body);
-    return { digest: digest.value, subject: parsed.subject };
+    return { digest: digest.value, subject: parsed.subject, tags };
   }
 
   /** Looks a manifest up by tag or digest; MANIFEST_UNKNOWN when absent. */
-  resolve(repository: string, reference: string): StoredManifest {
+  async resolve(repository: string, reference: string): Promise<StoredManifest> {
     checkName(repository);
-    let row: ManifestRow | undefined;
+    let row: ManifestRecord | undefined;
     if (looksLikeDigest(reference)) {
-      row = this.meta.manifestByDigest(repository, parseDigest(reference).value);
+      row = await this.meta.manifestByDigest(repository, parseDigest(reference).value);
     } else {
-      row = this.meta.manifestByTag(repository, checkTag(reference));
+      row = await this.meta.manifestByTag(repository, checkTag(reference));
     }
     if (!row) throw new RegistryError('MANIFEST_UNKNOWN', 'manifest unknown to registry', { reference });
-    return { digest: row.digest, mediaType: row.media_type, size: row.size };
+    return { digest: row.digest, mediaType: row.mediaType, size: row.size };
   }
 
   async content(manifest: StoredManifest): Promise<Buffer> {
     const cached = this.cache.get(manifest.digest);
     if (cached) return cached;
-    const bytes = await this.store.readBlob(parseDigest(manifest.digest));
+    const bytes = await this.store.read(manifest.digest);
     this.remember(manifest.digest, bytes);
     return bytes;
   }
 
   /** By digest: the manifest and its tags. By tag: only the tag (OCI v1.1 tag deletion). */
-  delete(repository: string, reference: string): void {
+  async delete(repository: string, reference: string): Promise<void> {
     checkName(repository);
     const removed = looksLikeDigest(reference)
-      ? this.meta.deleteManifest(repository, parseDigest(reference).value)
-      : this.meta.deleteTag(repository, checkTag(reference));
+      ? await this.meta.deleteManifest(repository, parseDigest(reference).value)
+      : await this.meta.deleteTag(repository, checkTag(reference));
     if (!removed) throw new RegistryError('MANIFEST_UNKNOWN', 'manifest unknown to registry', { reference });
-  }
-
-  tags(repository: string, last: string | undefined, n: number | undefined): Page {
-    checkName(repository);
-    const repoId = this.meta.repositoryId(repository);
-    if (repoId === undefined) throw new RegistryError('NAME_UNKNOWN', 'repository name not known to registry', { name: repository });
-    return page((after, limit) => this.meta.listTags(repoId, after, limit), last, n);
-  }
-
-  catalog(last: string | undefined, n: number | undefined): Page {
-    return page((after, limit) => this.meta.catalog(after, limit), last, n);
-  }
-
-  /** The referrers of `subject` as an OCI index, optionally filtered by artifactType. */
-  referrers(repository: string, subject: string, artifactType: string | undefined): { index: object; filtered: boolean } {
-    checkName(repository);
-    const digest = parseDigest(subject);
-    const rows = this.meta.referrers(repository, digest.value).filter((r) => !artifactType || r.artifact_type === artifactType);
-    const manifests = rows.map((r) => {
-      const d: Record<string, unknown> = { mediaType: r.media_type, digest: r.digest, size: r.size };
-      if (r.artifact_type) d.artifactType = r.artifact_type;
-      if (r.annotations) d.annotations = JSON.parse(r.annotations);
-      return d;
-    });
-    return { index: { schemaVersion: 2, mediaType: MediaType.ociIndex, manifests }, filtered: artifactType !== undefined };
   }
 
   private remember(digest: string, bytes: Buffer): void {
@@ -150,12 +120,55 @@ export class ManifestService {
   }
 }
 
+/** Tag lists of a repository, paginated. */
+export class TagService {
+  constructor(private readonly meta: MetadataStore) {}
+
+  async list(repository: string, last: string | undefined, n: number | undefined): Promise<Page> {
+    checkName(repository);
+    const result = await page((after, limit) => this.meta.listTags(repository, after, limit), last, n);
+    if (!result) throw new RegistryError('NAME_UNKNOWN', 'repository name not known to registry', { name: repository });
+    return result;
+  }
+}
+
+/** The catalog: repositories that hold a manifest, paginated. */
+export class CatalogService {
+  constructor(private readonly meta: MetadataStore) {}
+
+  list(last: string | undefined, n: number | undefined): Promise<Page> {
+    return page((after, limit) => this.meta.catalog(after, limit), last, n) as Promise<Page>;
+  }
+}
+
+/** Referrers of a subject as an OCI index, optionally filtered by artifactType. */
+export class ReferrerService {
+  constructor(private readonly meta: MetadataStore) {}
+
+  async list(repository: string, subject: string, artifactType: string | undefined): Promise<{ index: object; filtered: boolean }> {
+    checkName(repository);
+    const digest = parseDigest(subject);
+    const rows = (await this.meta.referrers(repository, digest.value)).filter((r) => !artifactType || r.artifactType === artifactType);
+    const manifests = rows.map((r) => {
+      const d: Record<string, unknown> = { mediaType: r.mediaType, digest: r.digest, size: r.size };
+      if (r.artifactType) d.artifactType = r.artifactType;
+      if (r.annotations) d.annotations = JSON.parse(r.annotations);
+      return d;
+    });
+    return { index: { schemaVersion: 2, mediaType: MediaType.ociIndex, manifests }, filtered: artifactType !== undefined };
+  }
+}
+
 /** Pagination as the spec has it: sorted, `n` items after `last`, and whether more may follow. */
-function page(fetch: (after: string, limit: number) => string[], last: string | undefined, n: number | undefined): Page {
-  if (n === 0) return { items: [] };
+async function page(
+  fetch: (after: string, limit: number) => Promise<string[] | undefined>,
+  last: string | undefined,
+  n: number | undefined,
+): Promise<Page | undefined> {
   const limit = n ?? -1;
   // One extra row tells whether a next page exists without a second query.
-  const rows = fetch(last ?? '', limit < 0 ? -1 : limit + 1);
+  const rows = await fetch(last ?? '', limit < 0 ? -1 : limit + 1);
+  if (!rows) return undefined;
   if (limit >= 0 && rows.length > limit) {
     const items = rows.slice(0, limit);
     return { items, next: items[items.length - 1] };

@@ -1,37 +1,79 @@
-// Assembles the registry's services on their storage: the one object the server needs.
+// Assembles the registry's services on their storage: the one object the server, the
+// CLI's maintenance commands and auth/ need. Nothing above src/registry sees storage/.
 
-import { openDatabase, type Db } from '../../storage/db.js';
-import { FsBlobStore } from '../../storage/blobstore.js';
-import { GcStore } from '../../storage/gc.js';
-import { MetadataStore } from '../../storage/metadata.js';
+import { openStorage } from '../../storage/open.js';
 import { BlobService } from './blobs.js';
-import { ManifestService } from './manifests.js';
-import { TouchRecorder } from './touches.js';
+import { EventOutbox } from './events.js';
+import { GcService, removeOrphanUploads } from './gc.js';
+import { HealthService } from './health.js';
+import { CatalogService, ManifestService, ReferrerService, TagService } from './manifests.js';
+import { PullCacheService } from './pullcache.js';
+import { RetentionService } from './retention.js';
+import { ScrubService } from './scrub.js';
+import { TOUCH_INTERVAL_MS, TouchRecorder } from './touches.js';
+import { UsageService } from './usage.js';
+import { UserService } from './users.js';
 
 export interface Registry {
   dataDir: string;
-  db: Db;
-  store: FsBlobStore;
+  /** Opened read-only (`--read-only`): every write is refused by the store itself. */
+  readOnly: boolean;
   blobs: BlobService;
   manifests: ManifestService;
-  close(): void;
+  tags: TagService;
+  catalog: CatalogService;
+  referrers: ReferrerService;
+  gc: GcService;
+  retention: RetentionService;
+  scrub: ScrubService;
+  usage: UsageService;
+  users: UserService;
+  events: EventOutbox;
+  health: HealthService;
+  /** Records of the pull-through cache (src/proxy). */
+  pullCache: PullCacheService;
+  close(): Promise<void>;
 }
 
-export async function openRegistry(dataDir: string, options: { touchIntervalMs?: number } = {}): Promise<Registry> {
-  const db = openDatabase(dataDir);
-  const store = new FsBlobStore(dataDir);
-  await store.init();
-  const meta = new MetadataStore(db);
-  const touches = new TouchRecorder(new GcStore(db), options.touchIntervalMs);
+export interface RegistryOptions {
+  /** How often blob touches are written (ms); tests shorten it. */
+  touchIntervalMs?: number;
+  /** Open the storage read-only: no migrations, no touches, no writes. */
+  readOnly?: boolean;
+  /**
+   * Remove upload bytes that no session owns (left by a crash) now. Only where no other
+   * process may be writing a session-less upload at this moment: a server's start-up,
+   * before it (or its workers) serve.
+   */
+  sweepOrphanUploads?: boolean;
+  /** Told of background failures (touch writes) that are retried, never thrown. */
+  onBackgroundError?: (err: unknown) => void;
+}
+
+export async function openRegistry(dataDir: string, options: RegistryOptions = {}): Promise<Registry> {
+  const readOnly = options.readOnly ?? false;
+  const { blobs: store, meta } = await openStorage(dataDir, { readOnly });
+  if (options.sweepOrphanUploads && !readOnly) await removeOrphanUploads(meta, store, Date.now());
+  const touches = readOnly ? undefined : new TouchRecorder(meta, options.touchIntervalMs ?? TOUCH_INTERVAL_MS, options.onBackgroundError ?? (() => undefined));
   return {
     dataDir,
-    db,
-    store,
+    readOnly,
     blobs: new BlobService(meta, store, touches),
     manifests: new ManifestService(meta, store),
-    close: () => {
-      touches.close();
-      db.close();
+    tags: new TagService(meta),
+    catalog: new CatalogService(meta),
+    referrers: new ReferrerService(meta),
+    gc: new GcService(meta, store),
+    retention: new RetentionService(meta),
+    scrub: new ScrubService(meta, store),
+    usage: new UsageService(meta),
+    users: new UserService(meta),
+    events: new EventOutbox(meta),
+    health: new HealthService(meta, store),
+    pullCache: new PullCacheService(meta),
+    async close() {
+      await touches?.close();
+      await meta.close();
     },
   };
 }

@@ -4,9 +4,7 @@
 // of its rule says so; a manifest left without tags, parent index or live subject goes
 // with it (and its referrers), and garbage collection then frees its blobs.
 
-import { GcStore } from '../../storage/gc.js';
-import { MetadataStore } from '../../storage/metadata.js';
-import type { Db } from '../../storage/db.js';
+import type { MetadataStore } from '../../storage/ports.js';
 import { parseDuration } from './duration.js';
 import { globToRegExp } from './glob.js';
 
@@ -61,35 +59,40 @@ export function parseRetentionRules(raw: unknown): RetentionRule[] {
   });
 }
 
-/** Decides which tags the rules remove; changes nothing. */
-export function planRetention(db: Db, rules: RetentionRule[], now = Date.now()): RetentionDecision[] {
-  const compiled = rules.map((r) => ({ ...r, pattern: globToRegExp(r.repositories), protected: (r.protect ?? []).map(globToRegExp) }));
-  const decisions: RetentionDecision[] = [];
-  const kept = new Map<string, number>();
-  // Tags come newest first within each repository.
-  for (const tag of new GcStore(db).tags()) {
-    const rule = compiled.find((r) => r.pattern.test(tag.repository));
-    if (!rule || rule.protected.some((p) => p.test(tag.name))) continue;
-    const rank = (kept.get(tag.repository) ?? 0) + 1;
-    kept.set(tag.repository, rank);
-    let reason: string | undefined;
-    if (rule.keepLast !== undefined && rank > rule.keepLast) reason = `not among the newest ${rule.keepLast}`;
-    else if (rule.olderThanMs !== undefined && tag.updated_at < now - rule.olderThanMs) reason = `older than ${Math.round(rule.olderThanMs / 86_400_000 * 10) / 10} days`;
-    if (reason) decisions.push({ repository: tag.repository, tag: tag.name, digest: tag.manifest_digest, reason });
-  }
-  return decisions;
-}
+export class RetentionService {
+  constructor(private readonly meta: MetadataStore) {}
 
-/** Applies a plan: deletes the tags, then manifests that nothing holds any more. */
-export function applyRetention(db: Db, decisions: RetentionDecision[]): { tagsDeleted: number; manifestsDeleted: number } {
-  const gc = new GcStore(db);
-  const meta = new MetadataStore(db);
-  let tagsDeleted = 0;
-  let manifestsDeleted = 0;
-  for (const d of decisions) {
-    if (!gc.deleteTag(d.repository, d.tag, d.digest)) continue;
-    tagsDeleted++;
-    if (gc.manifestUnheld(d.repository, d.digest) && meta.deleteManifest(d.repository, d.digest)) manifestsDeleted++;
+  /** Decides which tags the rules remove; changes nothing. */
+  async plan(rules: RetentionRule[], now = Date.now()): Promise<RetentionDecision[]> {
+    const compiled = rules.map((r) => ({ ...r, pattern: globToRegExp(r.repositories), protected: (r.protect ?? []).map(globToRegExp) }));
+    const decisions: RetentionDecision[] = [];
+    const kept = new Map<string, number>();
+    // Tags come newest first within each repository.
+    for (const tag of await this.meta.allTags()) {
+      const rule = compiled.find((r) => r.pattern.test(tag.repository));
+      if (!rule || rule.protected.some((p) => p.test(tag.name))) continue;
+      const rank = (kept.get(tag.repository) ?? 0) + 1;
+      kept.set(tag.repository, rank);
+      let reason: string | undefined;
+      if (rule.keepLast !== undefined && rank > rule.keepLast) reason = `not among the newest ${rule.keepLast}`;
+      else if (rule.olderThanMs !== undefined && tag.updatedAt < now - rule.olderThanMs) reason = `older than ${Math.round(rule.olderThanMs / 86_400_000 * 10) / 10} days`;
+      if (reason) decisions.push({ repository: tag.repository, tag: tag.name, digest: tag.manifestDigest, reason });
+    }
+    return decisions;
   }
-  return { tagsDeleted, manifestsDeleted };
+
+  /**
+   * Applies a plan: each tag, and its manifest when nothing holds it any more, go in one
+   * transaction, so a tag pushed meanwhile onto the same manifest keeps it.
+   */
+  async apply(decisions: RetentionDecision[]): Promise<{ tagsDeleted: number; manifestsDeleted: number }> {
+    let tagsDeleted = 0;
+    let manifestsDeleted = 0;
+    for (const d of decisions) {
+      const result = await this.meta.retireTag(d.repository, d.tag, d.digest);
+      if (result.tagDeleted) tagsDeleted++;
+      if (result.manifestDeleted) manifestsDeleted++;
+    }
+    return { tagsDeleted, manifestsDeleted };
+  }
 }

@@ -1,7 +1,7 @@
-// Storage usage: per repository, its total and the part no other repository shares.
+// Storage usage: per repository, its total and the part no other repository shares;
+// and the counts behind the metrics.
 
-import { InspectStore, type RepositoryUsage } from '../../storage/inspect.js';
-import type { Db } from '../../storage/db.js';
+import type { MetadataStore, RepositoryUsage, StorageCounts } from '../../storage/ports.js';
 
 export interface UsageReport {
   /** Bytes of all blobs and manifests stored, each counted once. */
@@ -10,8 +10,15 @@ export interface UsageReport {
   repositories: RepositoryUsage[];
 }
 
-export function storageUsage(db: Db): UsageReport {
-  const inspect = new InspectStore(db);
-  const stored = inspect.stored();
-  return { storedBytes: stored.bytes, storedBlobs: stored.blobs, repositories: inspect.usage() };
+export class UsageService {
+  constructor(private readonly meta: MetadataStore) {}
+
+  async report(): Promise<UsageReport> {
+    const counts = await this.meta.counts();
+    return { storedBytes: counts.bytes, storedBlobs: counts.blobs, repositories: await this.meta.usage() };
+  }
+
+  counts(): Promise<StorageCounts> {
+    return this.meta.counts();
+  }
 }

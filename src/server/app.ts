@@ -8,7 +8,6 @@ import type { Registry } from '../registry/registry.js';
 import { API_VERSION_HEADER, errorResponse } from './http.js';
 import type { Logger } from './logger.js';
 import { noSuchEndpoint, v2Routes, type Env } from './routes.js';
-import { storageUsage } from '../registry/usage.js';
 
 export interface AppOptions {
   registry: Registry;
@@ -64,7 +63,7 @@ export function createApp({ registry, logger, auth, operations }: AppOptions): H
   app.get('/v2', ping);
   app.get('/v2/', ping);
   // Storage usage per repository, for admins (the auth check asks for registry:catalog:*).
-  app.get('/v2/_berth/usage', (c) => c.json(storageUsage(registry.db)));
+  app.get('/v2/_berth/usage', async (c) => c.json(await registry.usage.report()));
   app.all('/v2/*', (c) => dispatch(c));
 
   app.notFound((c) => errorResponse(noSuchEndpoint(c.req.path), c.req.method));

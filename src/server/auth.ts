@@ -9,7 +9,7 @@
 
 import type { Context, MiddlewareHandler } from 'hono';
 import { RegistryError } from '../registry/errors.js';
-import type { Db } from '../../storage/db.js';
+import type { Registry } from '../registry/registry.js';
 import { basicChallenge, bearerChallenge, requiredAccess, type RequiredAccess } from '../../auth/access.js';
 import type { AuthConfig } from '../../auth/config.js';
 import { ANONYMOUS, type Identity } from '../../auth/rules.js';
@@ -29,16 +29,16 @@ export const TOKEN_PATH = '/auth/token';
 const MAX_TOKEN_FORM_BYTES = 64 * 1024;
 
 /**
- * The middleware for `config.mode` (token or basic) on the registry's database and data
- * directory; `clients` says who a request comes from and where it was sent (publicUrl,
+ * The middleware for `config.mode` (token or basic) on the registry's users service and
+ * data directory; `clients` says who a request comes from and where it was sent (publicUrl,
  * trusted proxies).
  */
 export function authMiddleware(
-  registry: { db: Db; dataDir: string },
+  registry: Pick<Registry, 'users' | 'dataDir'>,
   config: AuthConfig,
   clients = new ClientAddresses(),
 ): MiddlewareHandler<Env> {
-  const service = AuthService.open(config, registry.db, registry.dataDir);
+  const service = AuthService.open(config, registry.users, registry.dataDir);
   const { mode } = service.config;
   if (mode === 'none') throw new Error('authMiddleware: auth mode is none');
   const http: HttpContext = { service, clients };
@@ -125,7 +125,7 @@ function bearerCheck(http: HttpContext) {
     // The token lacks the action. If one of our users asked but the rules forbid it, a new
     // token would not help either: say so (403). Otherwise tell the client which scope to ask for.
     if (token.own && token.subject !== '') {
-      const identity = service.identity(token.subject);
+      const identity = await service.identity(token.subject);
       if (identity && !service.permits(identity, needed.type, needed.name, needed.action)) throw denied(needed);
     }
     throw unauthorized('insufficient scope', challenge('insufficient_scope'), needed);

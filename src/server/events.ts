@@ -3,10 +3,12 @@
 // POSTed to each configured endpoint, for push, pull, delete and mount of manifests
 // and blobs (see the `events` section of the config).
 //
-// A finished request only writes its events to the queue in SQLite (storage/events.ts);
-// a background loop delivers them, in order per endpoint, retrying with exponential
-// backoff. So a slow or dead endpoint never slows a request, and queued events survive
-// a restart. Delivery is at least once: a receiver that must not act twice dedupes on
+// A finished request only writes its events to the outbox in the metadata store
+// (registry.events); a background loop delivers them, in order per endpoint, retrying
+// with exponential backoff. So a slow or dead endpoint never slows a request, and
+// queued events survive a restart. Of all the processes on one data directory, only
+// the holder of the 'events' lease delivers; a failure of the store (busy, full) is
+// logged and the loop goes on. Delivery is at least once: a receiver that must not act twice dedupes on
 // the event `id` (a crash between a 2xx and the queue update resends a batch).
 
 import type { Context } from 'hono';
@@ -14,7 +16,8 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { EventAction, EventEndpointConfig, EventsConfig } from '../config/config.js';
 import type { Registry } from '../registry/registry.js';
-import { EventQueue, type QueuedEvent } from '../../storage/events.js';
+import type { EventOutbox, QueuedEvent } from '../registry/events.js';
+import { newHolder } from '../registry/leases.js';
 import type { Logger } from './logger.js';
 import type { EventMetrics } from './metrics.js';
 import type { Env } from './routes.js';
@@ -44,10 +47,17 @@ export interface RegistryEvent {
 }
 
 /** With nothing queued, look again this often anyway (another process may share the database). */
-const IDLE_POLL_MS = 5000;
+const IDLE_POLL_MS = 1000;
+/** The delivery lease: renewed on every pass of the loop, so it must outlast a pass. */
+const DELIVERY_LEASE_MS = 60_000;
+/** After a failure of the store, wait this long before the next pass. */
+const STORE_RETRY_MS = 1000;
 
 export class EventDispatcher {
-  private readonly queue: EventQueue;
+  private readonly queue: EventOutbox;
+  private readonly holder = newHolder();
+  private leaseUntil = 0;
+  private readonly readOnly: boolean;
   private readonly endpoints: Map<string, EventEndpointConfig>;
   private stopped = false;
   private running: Promise<void> | undefined;
@@ -60,22 +70,27 @@ export class EventDispatcher {
     private readonly logger: Logger,
     private readonly metrics?: EventMetrics,
   ) {
-    this.queue = new EventQueue(registry.db);
+    this.queue = registry.events;
+    this.readOnly = registry.readOnly;
     this.endpoints = new Map(config.endpoints.map((e) => [e.name, e]));
     if (metrics) metrics.queued = () => this.queue.count();
   }
 
   /** Whether any endpoint is configured: without one, requests are not even looked at. */
   get active(): boolean {
-    return this.endpoints.size > 0;
+    return this.endpoints.size > 0 && !this.readOnly;
   }
 
-  /** Starts the delivery loop; events of endpoints no longer configured are dropped first. */
-  start(): void {
-    const dropped = this.queue.dropEndpointsExcept([...this.endpoints.keys()]);
+  /**
+   * Starts the delivery loop; events of endpoints no longer configured are dropped first.
+   * A read-only registry delivers nothing (a delivery updates the queue) and queues nothing.
+   */
+  async start(): Promise<void> {
+    if (this.readOnly) return;
+    const dropped = await this.queue.dropEndpointsExcept([...this.endpoints.keys()]);
     if (dropped) this.logger.warn({ dropped }, 'dropped queued events of webhook endpoints no longer configured');
     if (this.endpoints.size === 0) return;
-    this.running = this.loop().catch((err) => this.logger.error({ err }, 'event delivery loop stopped'));
+    this.running = this.loop();
   }
 
   /** Lets a delivery in flight finish (bounded by the endpoint's timeout), then stops. */
@@ -83,16 +98,18 @@ export class EventDispatcher {
     this.stopped = true;
     this.wake();
     await this.running;
+    await this.queue.releaseLease('events', this.holder).catch(() => undefined);
   }
 
   /** Queues an event for every endpoint that wants it. Called when a request has finished. */
-  record(action: EventAction, target: EventTarget, request: RegistryEvent['request'], source: RegistryEvent['source']): void {
+  async record(action: EventAction, target: EventTarget, request: RegistryEvent['request'], source: RegistryEvent['source']): Promise<void> {
     const wanting = [...this.endpoints.values()]
       .filter((e) => e.actions.includes(action) && !(target.mediaType && e.ignoreMediaTypes.includes(target.mediaType)))
       .map((e) => e.name);
     if (wanting.length === 0) return;
     const event: RegistryEvent = { id: randomUUID(), timestamp: new Date().toISOString(), action, target, request, actor: {}, source };
-    this.queue.enqueue(wanting, event.id, JSON.stringify(event));
+    const payload = JSON.stringify(event);
+    await this.queue.enqueue(wanting.map((endpoint) => ({ endpoint, eventId: event.id, payload })));
     this.wake();
   }
 
@@ -101,10 +118,18 @@ export class EventDispatcher {
     this.wakeUp?.();
   }
 
+  /** Runs until stop(); never rejects: a failed pass is logged and the next one comes later. */
   private async loop(): Promise<void> {
     while (!this.stopped) {
       this.woken = false;
-      const nextAt = await this.deliverDue();
+      let nextAt: number;
+      try {
+        nextAt = (await this.haveLease()) ? await this.deliverDue() : Date.now() + IDLE_POLL_MS;
+      } catch (err) {
+        this.logger.error({ err }, 'webhook delivery failed to read or update its queue; trying again');
+        nextAt = Date.now() + STORE_RETRY_MS;
+        this.woken = false;
+      }
       if (this.stopped) break;
       if (this.woken) continue;
       const wait = Math.min(Math.max(nextAt - Date.now(), 0), IDLE_POLL_MS);
@@ -119,15 +144,23 @@ export class EventDispatcher {
     }
   }
 
+  /** Whether this process delivers: takes or renews the 'events' lease once half of it is used. */
+  private async haveLease(): Promise<boolean> {
+    if (Date.now() < this.leaseUntil - DELIVERY_LEASE_MS / 2) return true;
+    const until = Date.now() + DELIVERY_LEASE_MS;
+    this.leaseUntil = (await this.queue.lease('events', this.holder, DELIVERY_LEASE_MS)) ? until : 0;
+    return this.leaseUntil > 0;
+  }
+
   /** Sends one batch to every endpoint whose oldest event is due; returns when to look again. */
   private async deliverDue(): Promise<number> {
     const now = Date.now();
     let nextAt = now + IDLE_POLL_MS;
     const sends: Promise<void>[] = [];
-    for (const name of this.queue.endpoints()) {
+    for (const name of await this.queue.endpoints()) {
       const endpoint = this.endpoints.get(name);
       if (!endpoint) continue;
-      const batch = this.queue.head(name, this.config.batchSize);
+      const batch = await this.queue.head(name, this.config.batchSize);
       if (batch.length === 0) continue;
       // Only the oldest event's time counts: later ones wait behind it, keeping the order.
       if (batch[0]!.nextAttemptAt > now) {
@@ -160,7 +193,7 @@ export class EventDispatcher {
     }
     const seqs = batch.map((e) => e.seq);
     if (error === undefined) {
-      this.queue.remove(seqs);
+      await this.queue.remove(seqs);
       this.metrics?.delivered.inc({ endpoint: endpoint.name }, batch.length);
       return;
     }
@@ -169,13 +202,13 @@ export class EventDispatcher {
     const { maxAttempts, backoff, maxBackoff } = this.config;
     const giveUp = maxAttempts > 0 ? batch.filter((e) => e.attempts + 1 >= maxAttempts) : [];
     if (giveUp.length) {
-      this.queue.remove(giveUp.map((e) => e.seq));
+      await this.queue.remove(giveUp.map((e) => e.seq));
       this.metrics?.dropped.inc({ endpoint: endpoint.name }, giveUp.length);
       this.logger.error({ endpoint: endpoint.name, events: giveUp.map((e) => e.eventId), error }, 'webhook events dropped after too many failed deliveries');
     }
     const retry = seqs.filter((s) => !giveUp.some((e) => e.seq === s));
     const delay = Math.min(backoff * 2 ** (attempts - 1), maxBackoff);
-    this.queue.failed(retry, Date.now() + delay, error);
+    await this.queue.failed(retry, Date.now() + delay, error);
     this.logger.warn({ endpoint: endpoint.name, events: batch.length, attempts, retryInMs: delay, error }, 'webhook delivery failed');
   }
 }
@@ -193,13 +226,13 @@ const isDigest = (reference: string) => reference.includes(':');
  * Turns finished requests into events: `watch(c)` returns what to run once the response
  * is done, so the client has its answer before anything is written to the queue.
  */
-export function eventRecorder(registry: Registry, dispatcher: EventDispatcher, logger: Logger): (c: Context<Env>) => (() => void) | undefined {
+export function eventRecorder(registry: Registry, dispatcher: EventDispatcher, logger: Logger): (c: Context<Env>) => (() => Promise<void>) | undefined {
   const instanceID = randomUUID();
   return (c) => {
     const method = c.req.method;
     if (!dispatcher.active || method === 'HEAD' || method === 'OPTIONS' || !c.req.path.startsWith('/v2/')) return undefined;
     const out = c.env.outgoing;
-    return () => {
+    return async () => {
       if (out.statusCode < 200 || out.statusCode > 202) return;
       try {
         const req = c.env.incoming;
@@ -218,8 +251,8 @@ export function eventRecorder(registry: Registry, dispatcher: EventDispatcher, l
           return v === undefined ? undefined : String(v);
         };
         const url = (repo: string, kind: string, ref: string) => `${scheme}://${host}/v2/${repo}/${kind}/${ref}`;
-        for (const [action, target] of eventsOf(c.req.path, method, out.statusCode, header, (q) => c.req.queries(q), registry, url)) {
-          dispatcher.record(action, target, request, source);
+        for (const [action, target] of await eventsOf(c.req.path, method, out.statusCode, header, (q) => c.req.queries(q), registry, url)) {
+          await dispatcher.record(action, target, request, source);
         }
       } catch (err) {
         logger.error({ requestId: c.get('requestId'), err }, 'could not queue webhook event');
@@ -229,7 +262,7 @@ export function eventRecorder(registry: Registry, dispatcher: EventDispatcher, l
 }
 
 /** The events of one successful request: its action and target(s). */
-function eventsOf(
+async function eventsOf(
   path: string,
   method: string,
   status: number,
@@ -237,7 +270,7 @@ function eventsOf(
   queries: (name: string) => string[] | undefined,
   registry: Registry,
   url: (repo: string, kind: string, ref: string) => string,
-): [EventAction, EventTarget][] {
+): Promise<[EventAction, EventTarget][]> {
   const manifest = PATHS.manifest.exec(path);
   if (manifest) {
     const [, repository, reference] = manifest as unknown as [string, string, string];
@@ -249,7 +282,7 @@ function eventsOf(
     }
     if (method === 'PUT' && status === 201) {
       const digest = header('docker-content-digest')!;
-      const m = registry.manifests.resolve(repository, digest);
+      const m = await registry.manifests.resolve(repository, digest);
       const base = { mediaType: m.mediaType, digest, size: m.size, length: m.size, repository, url: url(repository, 'manifests', digest) };
       const tags = [...(isDigest(reference) ? [] : [reference]), ...(queries('tag') ?? [])];
       return tags.length ? tags.map((tag) => ['push', { ...base, tag }]) : [['push', base]];
@@ -263,7 +296,7 @@ function eventsOf(
   if (started && status === 201 && (method === 'POST' || method === 'PUT')) {
     const repository = started[1]!;
     const digest = header('docker-content-digest')!;
-    const { size } = registry.blobs.stat(repository, digest);
+    const { size } = await registry.blobs.stat(repository, digest);
     const target = { mediaType: 'application/octet-stream', digest, size, length: size, repository, url: url(repository, 'blobs', digest) };
     const mount = method === 'POST' ? queries('mount')?.[0] : undefined;
     if (mount) return [['mount', { ...target, fromRepository: queries('from')?.[0] }]];

@@ -5,13 +5,11 @@
 // Answers carry error codes only (EROFS, ENOSPC...), never paths.
 
 import type { Hono } from 'hono';
-import type { Db } from '../../storage/db.js';
-import { freeBytes, pingDatabase, probeWritable } from '../../storage/stats.js';
+import type { HealthService } from '../registry/health.js';
 import type { Env } from './routes.js';
 
 export interface HealthOptions {
-  db: Db;
-  dataDir: string;
+  health: HealthService;
   /** /readyz fails below this many free bytes. */
   minFreeBytes: number;
   /** In read-only mode the data directory may be mounted read-only: writes are not checked. */
@@ -25,15 +23,15 @@ type CheckResult = 'ok' | 'skipped' | string;
 
 export async function readiness(options: HealthOptions): Promise<{ ready: boolean; checks: Record<string, CheckResult> }> {
   const checks: Record<string, CheckResult> = {};
-  checks.database = await check(async () => pingDatabase(options.db));
+  checks.database = await check(() => options.health.database());
   if (options.readOnly) {
     checks.dataDir = 'skipped';
     checks.disk = 'skipped';
   } else {
-    checks.dataDir = await check(() => probeWritable(options.dataDir));
+    checks.dataDir = await check(() => options.health.writable());
     checks.disk = await check(async () => {
-      const free = await freeBytes(options.dataDir);
-      if (free < options.minFreeBytes) throw new Error(`low disk space: ${free} bytes free, ${options.minFreeBytes} needed`);
+      const free = await options.health.freeBytes();
+      if (free !== undefined && free < options.minFreeBytes) throw new Error(`low disk space: ${free} bytes free, ${options.minFreeBytes} needed`);
     });
   }
   return { ready: Object.values(checks).every((r) => r === 'ok' || r === 'skipped'), checks };

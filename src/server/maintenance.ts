@@ -2,8 +2,8 @@
 // any) and then garbage collection, logged with what they freed. A run that finds
 // another collection running (say `berth gc` by hand) skips its turn.
 
-import { collectGarbage, GcAlreadyRunningError, type GcOptions, type GcReport } from '../registry/gc.js';
-import { applyRetention, planRetention, type RetentionRule } from '../registry/retention.js';
+import { GcAlreadyRunningError, type GcOptions, type GcReport } from '../registry/gc.js';
+import type { RetentionRule } from '../registry/retention.js';
 import type { Registry } from '../registry/registry.js';
 import type { Logger } from './logger.js';
 
@@ -22,10 +22,10 @@ export function startMaintenance(registry: Registry, logger: Logger, options: Ma
   const runOnce = async () => {
     try {
       if (options.retention?.length) {
-        const result = applyRetention(registry.db, planRetention(registry.db, options.retention));
+        const result = await registry.retention.apply(await registry.retention.plan(options.retention));
         if (result.tagsDeleted > 0) logger.info({ ...result }, 'retention applied');
       }
-      const report = await collectGarbage(registry.db, registry.store, options);
+      const report = await registry.gc.collect(options);
       options.onCollected?.(report);
       logger.info(
         { manifests: report.manifestsDeleted.length, blobs: report.blobsDeleted, bytesFreed: report.bytesFreed, uploadsExpired: report.uploadsExpired, ms: report.durationMs },

@@ -18,10 +18,11 @@
 import type { Context } from 'hono';
 import type { Socket } from 'node:net';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { Db } from '../../storage/db.js';
-import { storageStats } from '../../storage/stats.js';
+import type { UsageService } from '../registry/usage.js';
 import type { Env } from './routes.js';
 import { allProxyMetrics } from '../proxy/metrics.js';
+
+type StorageCounts = Awaited<ReturnType<UsageService['counts']>>;
 
 const gcRuns = new Counter({ name: 'berth_gc_runs_total', help: 'Garbage collection runs, by result (ok or error).', labelNames: ['result'] as const, registers: [] });
 const gcFreedBytes = new Counter({ name: 'berth_gc_freed_bytes_total', help: 'Bytes of blob files deleted by garbage collection.', registers: [] });
@@ -65,7 +66,7 @@ export interface EventMetrics {
   failed: Counter<'endpoint'>;
   dropped: Counter<'endpoint'>;
   /** How to count the events waiting for delivery; set by the delivery loop. */
-  queued: (() => number) | undefined;
+  queued: (() => Promise<number>) | undefined;
 }
 
 export interface Metrics {
@@ -77,7 +78,7 @@ export interface Metrics {
   respond(): Promise<Response>;
 }
 
-export function createMetrics({ db, path }: { db: Db; path?: string }): Metrics {
+export function createMetrics({ usage, path }: { usage: UsageService; path?: string }): Metrics {
   const registry = new Registry();
   const registers = [registry];
   collectDefaultMetrics({ register: registry, prefix: 'berth_' });
@@ -98,12 +99,11 @@ export function createMetrics({ db, path }: { db: Db; path?: string }): Metrics 
   const uploads = new Gauge({ name: 'berth_uploads_in_flight', help: 'Blob upload requests whose body is being received now.', registers });
 
   // Storage gauges are read from the database when Prometheus scrapes, never on a request.
-  const stats = storageStats(db);
-  let snapshot: ReturnType<typeof stats> | undefined;
-  const fromSnapshot = (pick: (s: ReturnType<typeof stats>) => number) =>
-    function (this: Gauge) {
-      snapshot ??= stats();
-      this.set(pick(snapshot));
+  let snapshot: Promise<StorageCounts> | undefined;
+  const fromSnapshot = (pick: (s: StorageCounts) => number) =>
+    async function (this: Gauge) {
+      snapshot ??= usage.counts();
+      this.set(pick(await snapshot));
     };
   new Gauge({ name: 'berth_repositories', help: 'Repositories stored.', registers, collect: fromSnapshot((s) => s.repositories) });
   new Gauge({ name: 'berth_blobs', help: 'Blobs stored (layers, configs and manifests, each once).', registers, collect: fromSnapshot((s) => s.blobs) });
@@ -120,8 +120,8 @@ export function createMetrics({ db, path }: { db: Db; path?: string }): Metrics 
     name: 'berth_events_queued',
     help: 'Events waiting for delivery to webhook endpoints.',
     registers,
-    collect() {
-      this.set(events.queued?.() ?? 0);
+    async collect() {
+      this.set((await events.queued?.()) ?? 0);
     },
   });
 

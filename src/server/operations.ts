@@ -36,12 +36,11 @@ export interface Operations {
 export function operations(registry: Registry, logger: Logger, options: OperationsOptions): Operations {
   const metricsConfig = options.metrics ?? DEFAULTS.metrics;
   const health: HealthOptions = {
-    db: registry.db,
-    dataDir: registry.dataDir,
+    health: registry.health,
     minFreeBytes: (options.health ?? DEFAULTS.health).minFreeBytes,
     readOnly: options.readOnly === true,
   };
-  const metrics = createMetrics({ db: registry.db, path: metricsConfig.path });
+  const metrics = createMetrics({ usage: registry.usage, path: metricsConfig.path });
   const dispatcher = new EventDispatcher(registry, options.events ?? DEFAULTS.events, logger, metrics.events);
   const onMainAddress = metricsConfig.enabled && !metricsConfig.listen;
 
@@ -51,7 +50,7 @@ export function operations(registry: Registry, logger: Logger, options: Operatio
   const whenDone: MiddlewareHandler<Env> = async (c, next) => {
     const done = [metrics.observe(c), watchEvents(c)];
     c.env.outgoing.once('close', () => {
-      for (const d of done) d?.();
+      for (const d of done) void d?.();
     });
     await next();
   };
@@ -69,7 +68,7 @@ export function operations(registry: Registry, logger: Logger, options: Operatio
       },
     },
     async start(parseListen) {
-      dispatcher.start();
+      await dispatcher.start();
       if (!metricsConfig.enabled || !metricsConfig.listen) return undefined;
       // Its own address keeps metrics off the public port (a firewall rule, no auth needed).
       const app = new Hono<Env>();

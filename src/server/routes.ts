@@ -35,7 +35,7 @@ interface Route {
 }
 
 export function v2Routes(registry: Registry) {
-  const { blobs, manifests } = registry;
+  const { blobs, manifests, tags, catalog: repositories, referrers } = registry;
 
   const blobHeaders = (digest: string, size: number) => ({
     ...API_VERSION_HEADER,
@@ -57,7 +57,7 @@ export function v2Routes(registry: Registry) {
           if (mount !== undefined) {
             const from = c.req.query('from');
             const permits = c.get('permits');
-            if (blobs.mount(name!, mount, from, (repo) => permits?.('repository', repo, 'pull') ?? true)) {
+            if (await blobs.mount(name!, mount, from, (repo) => permits?.('repository', repo, 'pull') ?? true)) {
               return created(`/v2/${name}/blobs/${mount}`, mount);
             }
           } else if (digest !== undefined) {
@@ -73,7 +73,7 @@ export function v2Routes(registry: Registry) {
       re: /^\/v2\/(.+)\/blobs\/uploads\/([^/]+)$/,
       handlers: {
         async GET(c, [, name, uuid]) {
-          const s = blobs.status(name!, uuid!);
+          const s = await blobs.status(name!, uuid!);
           return empty(204, uploadHeaders(name!, uuid!, s.offset));
         },
         async PATCH(c, [, name, uuid]) {
@@ -107,7 +107,7 @@ export function v2Routes(registry: Registry) {
             headers['Content-Length'] = String(range.end - range.start + 1);
             headers['Content-Range'] = `bytes ${range.start}-${range.end}/${size}`;
           }
-          // Stream the file straight to the socket: a blob is never held in memory. Until
+          // Stream the object straight to the socket: a blob is never held in memory. Until
           // the headers are out, a failure is an ordinary error response; after, the
           // connection is cut so the client sees a short body, not a wrong one.
           let started = false;
@@ -123,7 +123,7 @@ export function v2Routes(registry: Registry) {
           return RESPONSE_ALREADY_SENT;
         },
         async DELETE(c, [, name, reference]) {
-          blobs.delete(name!, reference!);
+          await blobs.delete(name!, reference!);
           return empty(202, { 'Docker-Content-Digest': reference! });
         },
       },
@@ -141,16 +141,15 @@ export function v2Routes(registry: Registry) {
         },
         async PUT(c, [, name, reference]) {
           const body = await readLimited(c.env.incoming, MAX_MANIFEST_BYTES);
-          const { digest, subject } = await manifests.put(name!, reference!, c.req.header('content-type'), body, c.req.queries('tag') ?? []);
-          const headers: Record<string, string> = {
-            Location: `/v2/${name}/manifests/${digest}`,
-            'Docker-Content-Digest': digest,
-          };
-          if (subject) headers['OCI-Subject'] = subject;
-          return empty(201, headers);
+          const { digest, subject, tags: applied } = await manifests.put(name!, reference!, c.req.header('content-type'), body, c.req.queries('tag') ?? []);
+          const headers = new Headers({ ...API_VERSION_HEADER, 'Content-Length': '0', Location: `/v2/${name}/manifests/${digest}`, 'Docker-Content-Digest': digest });
+          if (subject) headers.set('OCI-Subject', subject);
+          // One OCI-Tag header per tag a PUT by digest with ?tag= applied (distribution-spec v1.1).
+          if (c.req.queries('tag')) for (const tag of applied) headers.append('OCI-Tag', tag);
+          return new Response(null, { status: 201, headers });
         },
         async DELETE(c, [, name, reference]) {
-          manifests.delete(name!, reference!);
+          await manifests.delete(name!, reference!);
           return empty(202, {});
         },
       },
@@ -160,7 +159,7 @@ export function v2Routes(registry: Registry) {
       handlers: {
         async GET(c, [, name]) {
           const n = parseN(c.req.query('n'), TAGS_MAX_N);
-          const page = manifests.tags(name!, c.req.query('last'), n);
+          const page = await tags.list(name!, c.req.query('last'), n);
           return listResponse({ name, tags: page.items }, page.next && `/v2/${name}/tags/list?n=${n}&last=${encodeURIComponent(page.next)}`);
         },
       },
@@ -169,7 +168,7 @@ export function v2Routes(registry: Registry) {
       re: /^\/v2\/(.+)\/referrers\/([^/]+)$/,
       handlers: {
         async GET(c, [, name, digest]) {
-          const { index, filtered } = manifests.referrers(name!, digest!, c.req.query('artifactType'));
+          const { index, filtered } = await referrers.list(name!, digest!, c.req.query('artifactType'));
           const headers: Record<string, string> = { ...API_VERSION_HEADER, 'Content-Type': 'application/vnd.oci.image.index.v1+json' };
           if (filtered) headers['OCI-Filters-Applied'] = 'artifactType';
           return new Response(JSON.stringify(index), { status: 200, headers });
@@ -180,7 +179,7 @@ export function v2Routes(registry: Registry) {
 
   async function catalog(c: Ctx): Promise<Response> {
     const n = parseN(c.req.query('n'), CATALOG_MAX_N) ?? CATALOG_DEFAULT_N;
-    const page = manifests.catalog(c.req.query('last'), n);
+    const page = await repositories.list(c.req.query('last'), n);
     return listResponse({ repositories: page.items }, page.next && `/v2/_catalog?n=${n}&last=${encodeURIComponent(page.next)}`);
   }
 

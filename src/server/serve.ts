@@ -45,6 +45,11 @@ export interface ServerOptions extends OperationsOptions {
   trustedProxies?: string[];
   /** Per-address connection cap and request body timeout (src/server/connections.ts). */
   connections?: Partial<ConnectionLimits>;
+  /**
+   * Remove upload files that no session owns at start-up (default true). Off for the
+   * workers of `--workers N`: their primary sweeps once, before any of them serves.
+   */
+  sweepOrphanUploads?: boolean;
 }
 
 export interface RunningServer {
@@ -84,7 +89,12 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
   const { host, port } = parseListen(options.listen ?? '0.0.0.0:5000');
   const logger = options.logger ?? createLogger();
   const clients = new ClientAddresses({ publicUrl: options.publicUrl, trustedProxies: options.trustedProxies });
-  const registry = await openRegistry(options.data ?? 'data', { touchIntervalMs: options.touchIntervalMs });
+  const registry = await openRegistry(options.data ?? 'data', {
+    touchIntervalMs: options.touchIntervalMs,
+    readOnly: options.readOnly,
+    sweepOrphanUploads: options.sweepOrphanUploads ?? true,
+    onBackgroundError: (err) => logger.error({ err }, 'writing blob touches failed: kept for the next try'),
+  });
   const cache = options.proxy?.length ? enablePullThroughCache(registry, options.proxy, logger) : undefined;
   const auth =
     typeof options.auth === 'function'
@@ -121,12 +131,14 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
   } catch (err) {
     server.close();
     cache?.close();
-    registry.close();
+    await registry.close();
     throw err;
   }
   const gc = options.gc ?? {};
   const maintenance = startMaintenance(registry, logger, {
     ...gc,
+    // A read-only registry collects nothing.
+    intervalMs: options.readOnly ? 0 : gc.intervalMs,
     onCollected(report) {
       recordGcRun({ freedBytes: report.bytesFreed, deletedBlobs: report.blobsDeleted });
       gc.onCollected?.(report);
@@ -160,7 +172,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
           await maintenance.stop();
           await ops.stop();
           cache?.close();
-          registry.close();
+          await registry.close();
           resolve();
         });
         server.closeIdleConnections();

@@ -396,17 +396,18 @@ export class PostgresMetadataStore implements MetadataStore {
     return rows[0];
   }
 
-  async leaseUpload(id: string, lease: UploadLease): Promise<UploadSession | 'busy' | undefined> {
+  async leaseUpload(id: string, lease: UploadLease, replacing?: string): Promise<UploadSession | { busyWith: string } | undefined> {
     const now = Date.now();
     const rows = await this.rows<UploadSession>(
       `UPDATE uploads u SET lease_holder = $2, lease_until = $3
          FROM repositories r
-        WHERE u.uuid = $1 AND r.id = u.repo_id AND (u.lease_holder IS NULL OR u.lease_holder = $2 OR u.lease_until < $4)
+        WHERE u.uuid = $1 AND r.id = u.repo_id AND (u.lease_holder IS NULL OR u.lease_holder = $2 OR u.lease_holder = $5 OR u.lease_until < $4)
         RETURNING u.uuid AS id, r.name AS repository, u."offset", u.hash_state AS "hashState", u.created_at AS "createdAt", u.updated_at AS "updatedAt"`,
-      [id, lease.holder, now + lease.ttlMs, now],
+      [id, lease.holder, now + lease.ttlMs, now, replacing ?? null],
     );
     if (rows[0]) return rows[0];
-    return (await this.rows('SELECT 1 FROM uploads WHERE uuid = $1', [id])).length ? 'busy' : undefined;
+    const holder = await this.rows<{ lease_holder: string }>('SELECT lease_holder FROM uploads WHERE uuid = $1', [id]);
+    return holder[0] ? { busyWith: holder[0].lease_holder } : undefined;
   }
 
   async renewUploadLease(id: string, lease: UploadLease): Promise<boolean> {
@@ -462,7 +463,7 @@ export class PostgresMetadataStore implements MetadataStore {
     });
   }
 
-  async deleteUnusedLinks(cutoff: number, limit: number, dryRun: boolean): Promise<number> {
+  async deleteUnusedLinks(cutoff: number, limit: number, dryRun = false): Promise<number> {
     if (dryRun) {
       const rows = await this.rows<{ n: number }>(
         `SELECT count(*) AS n FROM (SELECT 1 FROM repository_blobs rb WHERE ${UNUSED_LINK('$1')} LIMIT $2) x`,

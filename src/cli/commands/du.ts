@@ -1,7 +1,6 @@
 // `berth du`: storage used by every repository, and the part only it uses.
 
 import type { Command } from 'commander';
-import { storageUsage } from '../../registry/usage.js';
 import { dataOption, formatBytes, openDataDir, printJson } from '../maintenance.js';
 
 export function register(program: Command): void {
@@ -13,7 +12,7 @@ export function register(program: Command): void {
     .action(async (opts: { data: string; json?: boolean }) => {
       const registry = await openDataDir(opts.data);
       try {
-        const usage = storageUsage(registry.db);
+        const usage = await registry.usage.report();
         if (opts.json) return printJson(usage);
         const rows = usage.repositories.map((r) => [formatBytes(r.total), formatBytes(r.unique), String(r.blobs), r.repository]);
         const table = [['TOTAL', 'UNIQUE', 'BLOBS', 'REPOSITORY'], ...rows];
@@ -21,7 +20,7 @@ export function register(program: Command): void {
         for (const row of table) process.stdout.write(`${row.slice(0, 3).map((c, i) => c.padStart(widths[i]!)).join('  ')}  ${row[3]}\n`);
         process.stdout.write(`stored: ${formatBytes(usage.storedBytes)} in ${usage.storedBlobs} blobs (shared blobs counted once)\n`);
       } finally {
-        registry.close();
+        await registry.close();
       }
     });
 }

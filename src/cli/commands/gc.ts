@@ -2,7 +2,7 @@
 // server runs (see src/registry/gc.ts).
 
 import type { Command } from 'commander';
-import { collectGarbage, DEFAULT_GRACE_MS } from '../../registry/gc.js';
+import { DEFAULT_GRACE_MS } from '../../registry/gc.js';
 import { parseDuration } from '../../registry/duration.js';
 import { dataOption, formatBytes, openDataDir, printJson } from '../maintenance.js';
 
@@ -19,7 +19,7 @@ export function register(program: Command): void {
     .action(async (opts: { data: string; dryRun?: boolean; deleteUntagged?: boolean; grace: string; uploadTtl: string; json?: boolean }) => {
       const registry = await openDataDir(opts.data);
       try {
-        const report = await collectGarbage(registry.db, registry.store, {
+        const report = await registry.gc.collect({
           dryRun: opts.dryRun,
           deleteUntagged: opts.deleteUntagged,
           graceMs: opts.grace ? parseDuration(opts.grace) : DEFAULT_GRACE_MS,
@@ -35,7 +35,7 @@ export function register(program: Command): void {
             ` in ${(report.durationMs / 1000).toFixed(1)} s\n`,
         );
       } finally {
-        registry.close();
+        await registry.close();
       }
     });
 }

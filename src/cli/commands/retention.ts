@@ -4,7 +4,7 @@
 import type { Command } from 'commander';
 import { readFile } from 'node:fs/promises';
 import { parse } from 'yaml';
-import { applyRetention, parseRetentionRules, planRetention, type RetentionRule } from '../../registry/retention.js';
+import { parseRetentionRules, type RetentionRule } from '../../registry/retention.js';
 import { dataOption, openDataDir, printJson } from '../maintenance.js';
 
 export function register(program: Command): void {
@@ -36,8 +36,8 @@ export function register(program: Command): void {
       }
       const registry = await openDataDir(opts.data);
       try {
-        const plan = planRetention(registry.db, rules);
-        const result = opts.dryRun ? undefined : applyRetention(registry.db, plan);
+        const plan = await registry.retention.plan(rules);
+        const result = opts.dryRun ? undefined : await registry.retention.apply(plan);
         if (opts.json) return printJson({ dryRun: !!opts.dryRun, decisions: plan, ...result });
         const verb = opts.dryRun ? 'would delete' : 'deleted';
         for (const d of plan) process.stdout.write(`${verb} ${d.repository}:${d.tag} (${d.reason})\n`);
@@ -47,7 +47,7 @@ export function register(program: Command): void {
             : `${plan.length} tags would be deleted\n`,
         );
       } finally {
-        registry.close();
+        await registry.close();
       }
     });
 }

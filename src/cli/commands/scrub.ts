@@ -1,7 +1,6 @@
 // `berth scrub`: re-hashes every blob and checks metadata against files.
 
 import type { Command } from 'commander';
-import { scrub } from '../../registry/scrub.js';
 import { dataOption, formatBytes, openDataDir, printJson } from '../maintenance.js';
 
 export function register(program: Command): void {
@@ -14,7 +13,7 @@ export function register(program: Command): void {
     .action(async (opts: { data: string; repair?: boolean; json?: boolean }) => {
       const registry = await openDataDir(opts.data);
       try {
-        const r = await scrub(registry.db, registry.store, { repair: opts.repair });
+        const r = await registry.scrub.run({ repair: opts.repair });
         const problems = r.corrupted.length + r.missingFiles.length + r.wrongSize.length + r.orphanFiles.length + r.brokenManifests.length + r.danglingTags.length;
         if (opts.json) printJson(r);
         else {
@@ -30,7 +29,7 @@ export function register(program: Command): void {
         }
         if (problems > 0 && !r.repaired) process.exitCode = 1;
       } finally {
-        registry.close();
+        await registry.close();
       }
     });
 }

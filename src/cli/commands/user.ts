@@ -3,18 +3,18 @@
 
 import type { Command } from 'commander';
 import { randomBytes } from 'node:crypto';
-import { openDatabase, type Db } from '../../../storage/db.js';
-import { UserStore } from '../../../storage/users.js';
+import { openRegistry } from '../../registry/registry.js';
+import type { UserService } from '../../registry/users.js';
 import { changePassword, checkUsername, createUser } from '../../../auth/accounts.js';
 
 const DATA_OPTION = ['--data <dir>', 'data directory (env BERTH_DATA)', process.env.BERTH_DATA ?? 'data'] as const;
 
-async function withUsers<T>(dataDir: string, fn: (users: UserStore) => Promise<T> | T): Promise<T> {
-  const db: Db = openDatabase(dataDir);
+async function withUsers<T>(dataDir: string, fn: (users: UserService) => Promise<T> | T): Promise<T> {
+  const registry = await openRegistry(dataDir);
   try {
-    return await fn(new UserStore(db));
+    return await fn(registry.users);
   } finally {
-    db.close();
+    await registry.close();
   }
 }
 
@@ -46,7 +46,7 @@ export function register(program: Command): void {
     .action(async (name: string, opts: { admin?: boolean; group?: string[]; passwordStdin?: boolean; data: string }) => {
       await withUsers(opts.data, async (users) => {
         checkUsername(name);
-        if (users.get(name)) throw new Error(`user "${name}" already exists`);
+        if (await users.get(name)) throw new Error(`user "${name}" already exists`);
         const password = await passwordFor(name, opts.passwordStdin);
         await createUser(users, { name, password, admin: opts.admin === true, groups: opts.group ?? [] });
       });
@@ -57,8 +57,8 @@ export function register(program: Command): void {
     .description('remove a user (tokens already issued to them expire on their own, in minutes)')
     .option(...DATA_OPTION)
     .action(async (name: string, opts: { data: string }) => {
-      await withUsers(opts.data, (users) => {
-        if (!users.remove(name)) throw new Error(`no user "${name}"`);
+      await withUsers(opts.data, async (users) => {
+        if (!(await users.remove(name))) throw new Error(`no user "${name}"`);
       });
     });
 
@@ -86,7 +86,7 @@ export function register(program: Command): void {
     .option(...DATA_OPTION)
     .action(async (name: string, opts: { passwordStdin?: boolean; data: string }) => {
       await withUsers(opts.data, async (users) => {
-        if (!users.get(name)) throw new Error(`no user "${name}"`);
+        if (!(await users.get(name))) throw new Error(`no user "${name}"`);
         await changePassword(users, name, await passwordFor(name, opts.passwordStdin));
       });
     });
