@@ -15,23 +15,13 @@ import { gunzipSync, gzipSync } from 'node:zlib';
 import pino from 'pino';
 import tar from 'tar-stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { push } from '../src/client/index.js';
-import { overlaySupported, preflight } from '../src/runtime/tools.js';
+import { formatPlatform, hostPlatform, push } from '../src/client/index.js';
 import { startServer, type RunningServer } from '../src/server/serve.js';
 import { berthCli, type CliRun } from './helpers/berth-cli.js';
 import { helloElf } from './helpers/hello-elf.js';
 import { buildBusyboxImage, e2eTools, skopeo, tempDir } from './helpers/images.js';
+import { runtimeAvailable } from './helpers/runtime.js';
 import { stackLayers, tarLayer } from './helpers/runtime-images.js';
-
-function buildAvailable(): boolean {
-  const problems = preflight();
-  if (!overlaySupported()) problems.push('overlayfs is not available');
-  if (problems.length === 0) return e2eTools('umoci', 'busybox', 'skopeo');
-  const message = `build tests: ${problems.join('; ')}`;
-  if (process.env.BERTH_REQUIRE_E2E === '1') throw new Error(`${message} and BERTH_REQUIRE_E2E=1`);
-  process.stderr.write(`skipping: ${message}\n`);
-  return false;
-}
 
 type Result = CliRun;
 const berth = (args: string[], env: NodeJS.ProcessEnv = {}) => berthCli(args, { env });
@@ -51,7 +41,7 @@ function steps(out: string): { step: string; cached: boolean }[] {
   return result;
 }
 
-describe.skipIf(!buildAvailable())('berth build and berth commit', () => {
+describe.skipIf(!(runtimeAvailable() && e2eTools('skopeo')))('berth build and berth commit', () => {
   let dir: string;
   let root: string;
   let server: RunningServer;
@@ -337,6 +327,19 @@ describe.skipIf(!buildAvailable())('berth build and berth commit', () => {
     const child = await build(await context({ Dockerfile: 'FROM localhost/onbuild:parent\nCMD ["cat", "/onbuild.txt"]\n' }), '-t', 'localhost/onbuild:child');
     expect(child.stdout).toContain('ONBUILD RUN echo triggered > /onbuild.txt');
     expect((await run('localhost/onbuild:child')).stdout).toBe('triggered\n');
+  });
+
+  it('--platform sets the image platform; RUN refuses a foreign one', async () => {
+    const host = formatPlatform(hostPlatform());
+    const foreign = host === 'linux/arm64' ? 'linux/amd64' : 'linux/arm64';
+    const ctx = await context({ f: 'f\n', Dockerfile: 'FROM scratch\nCOPY f /f\n' });
+    const archive = join(dir, 'foreign.tar');
+    expect((await build(ctx, '--platform', foreign, '--output', `docker-archive:${archive}`)).code).toBe(0);
+    const config = JSON.parse(await skopeo('inspect', '--config', `docker-archive:${archive}`));
+    expect(`${config.os}/${config.architecture}`).toBe(foreign);
+    await writeFile(join(ctx, 'Dockerfile'), 'FROM scratch\nCOPY f /f\nRUN ["/f"]\n');
+    const r = await build(ctx, '--platform', foreign);
+    expect(r.stderr).toContain(`Dockerfile line 3: RUN cannot run ${foreign} programs on this ${host} host`);
   });
 
   it('a failing step prints its exit code and the build exits non-zero', async () => {
