@@ -8,6 +8,7 @@ import { createLogger } from '../../server/logger.js';
 import { missingNodeFlags } from '../node-flags.js';
 import { loadConfig } from '../../config/config.js';
 import { printConfig } from '../../config/print.js';
+import { explainStartupError } from '../startup-errors.js';
 
 export function register(program: Command): void {
   program
@@ -58,7 +59,11 @@ export function register(program: Command): void {
       if (missing.length > 0) {
         logger.warn({ missing }, 'node was started without these flags: large uploads run about a third slower (run `berth serve` or `npm start`, or pass them to node)');
       }
-      const server = await startServer({ listen, data, logger, auth, tls, readOnly, metrics, health, events, gc, proxy, publicUrl, trustedProxies, connections });
+      const server = await startServer({ listen, data, logger, auth, tls, readOnly, metrics, health, events, gc, proxy, publicUrl, trustedProxies, connections }).catch(
+        (err: unknown) => {
+          throw explainStartupError(err, { listen, data }) ?? err;
+        },
+      );
       logger.info(
         { listen: `${server.host}:${server.port}`, data, url: server.url, readOnly, metrics: metrics.enabled ? (server.metricsUrl ?? `${server.url}${metrics.path}`) : false },
         'berth registry listening',
