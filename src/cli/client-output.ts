@@ -59,18 +59,98 @@ export function clientOptions(flags: CommonFlags): ClientOptions {
 
 const short = (digest: string) => digest.slice(digest.indexOf(':') + 1, digest.indexOf(':') + 13);
 
+/** Seconds as `9s`, `1m05s` or `2h03m`. */
+export function formatDuration(seconds: number): string {
+  const s = Math.max(0, Math.round(seconds));
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+}
+
+/** The whole transfer: what it holds, how much is done, and how fast this run moves bytes. */
+export class TransferTotals {
+  blobs = 0;
+  bytes = 0;
+  doneBlobs = 0;
+  private readonly perBlob = new Map<string, number>();
+  /** Bytes moved by this run (not skipped or resumed ones): the rate and ETA come from these. */
+  private moved = 0;
+  private readonly started = Date.now();
+
+  plan(blobs: number, bytes: number): void {
+    this.blobs = blobs;
+    this.bytes = bytes;
+  }
+
+  /** `bytes` of blob `digest` are there; `transferred` when this run moved them. */
+  update(digest: string, bytes: number, transferred: boolean): void {
+    const before = this.perBlob.get(digest) ?? 0;
+    this.perBlob.set(digest, bytes);
+    if (transferred) this.moved += Math.max(0, bytes - before);
+  }
+
+  finish(digest: string, size: number, transferred: boolean): void {
+    this.update(digest, size, transferred);
+    this.doneBlobs++;
+  }
+
+  get doneBytes(): number {
+    let n = 0;
+    for (const b of this.perBlob.values()) n += b;
+    return n;
+  }
+
+  /** `3/5 blobs  12.0 MiB / 40.0 MiB  3.1 MiB/s  ETA 9s`. */
+  line(now = Date.now()): string {
+    const elapsed = Math.max((now - this.started) / 1000, 0.001);
+    const rate = this.moved / elapsed;
+    const remaining = Math.max(this.bytes - this.doneBytes, 0);
+    const eta = remaining === 0 ? '0s' : rate > 0 ? formatDuration(remaining / rate) : '--';
+    return `${this.doneBlobs}/${this.blobs} blobs  ${formatBytes(this.doneBytes)} / ${formatBytes(this.bytes)}  ${formatBytes(rate)}/s  ETA ${eta}`;
+  }
+}
+
 export interface Progress {
   listener?: ProgressListener;
   stop(): void;
 }
 
-/** Progress display for a transfer, chosen by the flags and whether stderr is a terminal. */
+/** Keeps `totals` up to date with an event. */
+function account(totals: TransferTotals, e: ProgressEvent): void {
+  switch (e.type) {
+    case 'plan':
+      totals.plan(e.blobs, e.bytes);
+      break;
+    case 'blob-start':
+      totals.update(e.digest, e.resumeAt, false);
+      break;
+    case 'blob-progress':
+      totals.update(e.digest, e.bytes, true);
+      break;
+    case 'blob-done':
+      totals.finish(e.digest, e.size, true);
+      break;
+    case 'blob-skipped':
+      totals.finish(e.digest, e.size, false);
+      break;
+    default:
+      break;
+  }
+}
+
+/**
+ * Progress display for a transfer, chosen by the flags and whether stderr is a terminal:
+ * a bar per blob under a total with its ETA on a terminal; otherwise a line per finished
+ * blob with the running total.
+ */
 export function startProgress(flags: CommonFlags): Progress {
   if (flags.quiet || flags.json) return { stop() {} };
+  const totals = new TransferTotals();
   if (!process.stderr.isTTY) {
     return {
       listener: (e) => {
-        const line = describeEvent(e);
+        account(totals, e);
+        const line = describeEvent(e, totals);
         if (line) process.stderr.write(`${line}\n`);
       },
       stop() {},
@@ -81,10 +161,12 @@ export function startProgress(flags: CommonFlags): Progress {
       stream: process.stderr,
       hideCursor: true,
       clearOnComplete: false,
+      barsize: 20,
       format: (options, params, payload: { id: string; state: string }) => {
         const width = options.barsize ?? 30;
         const filled = Math.round(params.progress * width);
         const bar = '█'.repeat(filled) + '░'.repeat(width - filled);
+        if (payload.id === 'total') return `total         ${bar}  ${totals.line()}`; // as wide as a short digest
         const elapsed = Math.max((Date.now() - params.startTime) / 1000, 0.001);
         const rate = payload.state ? '' : `  ${formatBytes(params.value / elapsed)}/s`;
         return `${payload.id}  ${bar}  ${formatBytes(params.value)} / ${formatBytes(params.total)}${payload.state ? `  ${payload.state}` : rate}`;
@@ -92,6 +174,7 @@ export function startProgress(flags: CommonFlags): Progress {
     },
     Presets.shades_classic,
   );
+  let total: SingleBar | undefined;
   const bars = new Map<string, SingleBar>();
   const bar = (digest: string, size: number) => {
     let b = bars.get(digest);
@@ -103,7 +186,11 @@ export function startProgress(flags: CommonFlags): Progress {
   };
   return {
     listener: (e: ProgressEvent) => {
+      account(totals, e);
       switch (e.type) {
+        case 'plan':
+          total = multi.create(Math.max(e.bytes, 1), 0, { id: 'total', state: '' });
+          break;
         case 'blob-start':
           bar(e.digest, e.size).update(e.resumeAt, { state: e.resumeAt ? `resuming at ${formatBytes(e.resumeAt)}` : '' });
           break;
@@ -122,17 +209,21 @@ export function startProgress(flags: CommonFlags): Progress {
         case 'manifest':
           break;
       }
+      total?.update(totals.doneBytes);
     },
     stop: () => multi.stop(),
   };
 }
 
-function describeEvent(e: ProgressEvent): string | undefined {
+function describeEvent(e: ProgressEvent, totals: TransferTotals): string | undefined {
+  const overall = () => `  [${totals.doneBlobs}/${totals.blobs} blobs, ${formatBytes(totals.doneBytes)} of ${formatBytes(totals.bytes)}]`;
   switch (e.type) {
+    case 'plan':
+      return `copying ${e.blobs} blobs, ${formatBytes(e.bytes)}`;
     case 'blob-done':
-      return `${short(e.digest)}  ${formatBytes(e.size)}  done`;
+      return `${short(e.digest)}  ${formatBytes(e.size)}  done${overall()}`;
     case 'blob-skipped':
-      return `${short(e.digest)}  ${formatBytes(e.size)}  ${e.reason === 'mounted' ? 'mounted' : 'already there'}`;
+      return `${short(e.digest)}  ${formatBytes(e.size)}  ${e.reason === 'mounted' ? 'mounted' : 'already there'}${overall()}`;
     case 'retry':
       return `${e.what}: ${e.error}; retrying in ${e.delayMs} ms`;
     case 'manifest':
@@ -148,12 +239,23 @@ export function printResult(flags: CommonFlags, json: unknown, text: string): vo
   else if (text) process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
 }
 
-/** Runs a transfer with progress shown, making sure the bars are taken down on failure. */
+/**
+ * Runs a transfer with progress shown, making sure the bars are taken down on failure and
+ * on Ctrl-C (which then ends berth with 130, as a shell reports SIGINT), so the terminal is
+ * left on a clean line with its cursor.
+ */
 export async function withProgress<T>(flags: CommonFlags, run: (listener?: ProgressListener) => Promise<T>): Promise<T> {
   const progress = startProgress(flags);
+  const interrupted = () => {
+    progress.stop();
+    process.stderr.write('interrupted\n');
+    process.exit(130);
+  };
+  process.once('SIGINT', interrupted);
   try {
     return await run(progress.listener);
   } finally {
+    process.removeListener('SIGINT', interrupted);
     progress.stop();
   }
 }

@@ -80,6 +80,8 @@ export async function copyImage(
   };
   await walk(root);
 
+  const bytes = [...blobs.values()].reduce((n, d) => n + d.size, 0);
+  opts.onProgress?.({ type: 'plan', blobs: blobs.size, bytes });
   await runPool([...blobs.values()], opts.concurrency ?? 4, (desc) => destination.putBlob(desc, source, opts));
   let stored = root.digest;
   for (const m of manifests) {
@@ -87,7 +89,6 @@ export async function copyImage(
     if (m === root) stored = digest;
   }
   await destination.finish?.();
-  const bytes = [...blobs.values()].reduce((n, d) => n + d.size, 0);
   return { digest: stored, sourceDigest: root.digest, mediaType: root.mediaType, manifest: root, indexDigest, blobs: blobs.size, bytes };
 }
 

@@ -2,6 +2,8 @@
 // prints; the CLI renders these (cli-progress on a terminal, JSON lines, or nothing).
 
 export type ProgressEvent =
+  /** Before the blobs go: how many there are and their bytes in all. */
+  | { type: 'plan'; blobs: number; bytes: number }
   /** A blob needs no transfer: the destination has it, or the registry mounted it. */
   | { type: 'blob-skipped'; digest: string; size: number; reason: 'exists' | 'mounted' }
   | { type: 'blob-start'; digest: string; size: number; resumeAt: number }

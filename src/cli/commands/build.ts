@@ -59,7 +59,7 @@ export function register(program: Command): void {
   program
     .command('build <context>')
     .description('build an image from a Dockerfile into the local store (as root, with the bundled runtime)')
-    .option('-t, --tag <ref>', 'name of the image: host[:port]/repo[:tag]')
+    .option('-t, --tag <ref>', 'name of the image: HOST[:PORT]/REPO[:TAG]')
     .option('-f, --file <path>', 'the Dockerfile (default: CONTEXT/Dockerfile)')
     .option('--build-arg <k=v>', 'set a build-time variable (ARG)', collect, [])
     .option('--target <stage>', 'build this stage (by name) and what it needs, not the last one')

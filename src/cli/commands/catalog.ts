@@ -6,7 +6,7 @@ import { clientOptions, printResult, withClientFlags, type CommonFlags } from '.
 import { registryHost } from './login.js';
 
 export function register(program: Command): void {
-  withClientFlags(program.command('catalog <registry>').description('list the repositories of a registry (host[:port])')).action(
+  withClientFlags(program.command('catalog <registry>').description('list the repositories of a registry (HOST[:PORT])')).action(
     async (registry: string, flags: CommonFlags) => {
       const repositories = await connect(registryHost(registry), clientOptions(flags)).catalog();
       printResult(flags, { repositories }, repositories.join('\n'));

@@ -5,7 +5,7 @@ import { resolveDigest } from '../../client/index.js';
 import { clientOptions, printResult, withClientFlags, type CommonFlags } from '../client-output.js';
 
 export function register(program: Command): void {
-  withClientFlags(program.command('digest <ref>').description('print the digest of host[:port]/repo:tag')).action(
+  withClientFlags(program.command('digest <ref>').description('print the digest of [docker://]HOST[:PORT]/REPO:TAG')).action(
     async (ref: string, flags: CommonFlags) => {
       const desc = await resolveDigest(ref, clientOptions(flags));
       printResult(flags, { ref, digest: desc.digest, mediaType: desc.mediaType, size: desc.size }, desc.digest);

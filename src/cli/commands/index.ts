@@ -14,6 +14,7 @@ import { register as digest } from './digest.js';
 import { register as tag } from './tag.js';
 import { register as rm } from './rm.js';
 import { register as deleteImage } from './delete.js';
+import { register as completion } from './completion.js';
 import { register as referrers } from './referrers.js';
 import { register as run } from './run.js';
 import { register as ps } from './ps.js';
@@ -51,6 +52,7 @@ export function registerCommands(program: Command): void {
   tag(program);
   rm(program);
   deleteImage(program);
+  completion(program);
   referrers(program);
   run(program);
   ps(program);

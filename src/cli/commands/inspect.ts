@@ -38,7 +38,7 @@ export function register(program: Command): void {
   withClientFlags(
     program
       .command('inspect <ref>')
-      .description('show the manifest, config and layers of host[:port]/repo[:tag|@digest]')
+      .description('show the manifest, config and layers of an image: [docker://]HOST[:PORT]/REPO[:TAG|@DIGEST], oci:DIR[:TAG], oci-archive:FILE or docker-archive:FILE')
       .option('--raw', 'print the manifest exactly as stored')
       .option('--platform <os/arch[/variant]>', 'for a multi-platform image: inspect this platform instead of listing them')
       .option('-f, --format <template>', 'for a container: Go template, e.g. {{.State.Pid}}')

@@ -13,7 +13,7 @@ export function register(program: Command): void {
   withClientFlags(
     program
       .command('referrers <ref>')
-      .description('list the artifacts that refer to host[:port]/repo[:tag|@digest]')
+      .description('list the artifacts that refer to HOST[:PORT]/REPO[:TAG|@DIGEST]')
       .option('--artifact-type <type>', 'only artifacts of this type'),
   ).action(async (ref: string, flags: ReferrersFlags) => {
     const r = parseReference(ref);

@@ -6,7 +6,7 @@ import { parseReference, tag } from '../../client/index.js';
 import { clientOptions, printResult, withClientFlags, type CommonFlags } from '../client-output.js';
 
 export function register(program: Command): void {
-  withClientFlags(program.command('tag <ref> <newtag>').description('tag the manifest of host[:port]/repo[:tag|@digest] as <newtag>')).action(
+  withClientFlags(program.command('tag <ref> <newtag>').description('tag the manifest of HOST[:PORT]/REPO[:TAG|@DIGEST] as NEWTAG in the same repository')).action(
     async (ref: string, newTag: string, flags: CommonFlags) => {
       const digest = await tag(ref, newTag, clientOptions(flags));
       const r = parseReference(ref);
