@@ -1,15 +1,13 @@
 // What the runtime tests share: whether this host can run containers (skip with a
 // message, or fail under BERTH_REQUIRE_E2E=1), the built `berth` command run as a child
-// process, and the busybox test image with its applets on PATH.
+// process (berth-cli.ts), and the busybox test image with its applets on PATH.
 
-import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { overlaySupported, preflight } from '../../src/runtime/tools.js';
+import { BERTH_MAIN, berthCli, type CliRun } from './berth-cli.js';
 import { buildBusyboxImage, e2eTools } from './images.js';
 import { stackLayers, tarLayer } from './runtime-images.js';
 
-export const BERTH = join(import.meta.dirname, '..', '..', 'dist', 'src', 'cli', 'main.js');
+export const BERTH = BERTH_MAIN;
 
 export function runtimeAvailable(): boolean {
   const problems = preflight();
@@ -21,20 +19,10 @@ export function runtimeAvailable(): boolean {
   return false;
 }
 
-export interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+export type Result = CliRun;
 
 export function berth(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Result> {
-  if (!existsSync(BERTH)) throw new Error(`${BERTH} is missing: build with npx tsc -p tsconfig.json first`);
-  return new Promise((resolve) => {
-    execFile(process.execPath, [BERTH, ...args], { env: { ...process.env, ...env }, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
-      resolve({ code, stdout, stderr });
-    });
-  });
+  return berthCli(args, { env });
 }
 
 /** The JSON a `berth ... --json` printed; on failure, says what the command wrote to stderr. */
