@@ -120,6 +120,15 @@ describe.skipIf(!runtimeAvailable())('containers on the network', () => {
     await expect(curl(`http://127.0.0.1:${port}/index.html`)).rejects.toThrow();
   });
 
+  it('refuses connections cleanly, never hanging, until the server in the container listens', async () => {
+    const port = await freePort();
+    await runDetached('--name', 'late', '-p', `127.0.0.1:${port}:8082`, `oci:${layout}:web`, 'sh', '-c', 'sleep 2; exec httpd -f -p 8082 -h /www');
+    const started = Date.now();
+    await expect(curl(`http://127.0.0.1:${port}/index.html`)).rejects.toThrow(/reset|Empty reply|closed/i);
+    expect(Date.now() - started).toBeLessThan(4000);
+    await serving(port);
+  });
+
   it('fails the run when the host port is in use, before the container starts', async () => {
     const busy: Server = createServer();
     await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));

@@ -118,28 +118,13 @@ export async function createCgroup(id: string, limits: Limits): Promise<CgroupDi
     for (const c of wanted) {
       const h = hier.get(c);
       if (!h) continue;
-      const parent = join(h.mount, 'berth');
-      const path = join(parent, id);
-      let dir = dirs.get(path);
-      if (!dir) {
-        await mkdir(parent, { recursive: true });
-        if (h.version === 2) {
-          const sameMount = wanted.filter((w) => w !== 'cpuacct' && hier.get(w)?.mount === h.mount);
-          await enableV2Controllers(h.mount, parent, sameMount);
-        }
-        await mkdir(path);
-        dir = { path, version: h.version, controllers: [] };
-        dirs.set(path, dir);
-        // A v1 cpuset cgroup starts with no CPUs and no memory nodes: a task cannot join it until both are set.
-        if (h.version === 1 && c === 'cpuset') await inheritCpuset(h.mount, parent, path);
-      }
-      dir.controllers.push(c);
-      for (const [file, value] of limitFiles(c, h.version, limits)) {
-        const at = join(path, file);
-        if (OPTIONAL_FILES.has(file) && !(await access(at).then(() => true, () => false))) continue;
-        await writeFile(at, value).catch((err: Error) => {
-          throw new Error(`cannot set ${file} to ${value}: ${err.message}`);
-        });
+      const limited = limitFiles(c, h.version, limits).length > 0;
+      try {
+        await joinController(id, c, h, wanted, hier, limits, dirs);
+      } catch (err) {
+        // A cgroup only for accounting (stats, top) is a nicety: a host that refuses it
+        // (a delegated v2 tree with processes in it, say) still runs containers.
+        if (limited) throw err;
       }
     }
   } catch (err) {
@@ -147,6 +132,38 @@ export async function createCgroup(id: string, limits: Limits): Promise<CgroupDi
     throw err;
   }
   return [...dirs.values()];
+}
+
+/** Creates (or reuses) the container's directory under `c`'s hierarchy and writes c's limits. */
+async function joinController(
+  id: string,
+  c: Controller,
+  h: Hierarchy,
+  wanted: Controller[],
+  hier: Map<Controller, Hierarchy>,
+  limits: Limits,
+  dirs: Map<string, CgroupDir>,
+): Promise<void> {
+  const parent = join(h.mount, 'berth');
+  const path = join(parent, id);
+  let dir = dirs.get(path);
+  if (!dir) {
+    await mkdir(parent, { recursive: true });
+    if (h.version === 2) await enableV2Controllers(h.mount, parent, wanted.filter((w) => w !== 'cpuacct' && hier.get(w)?.mount === h.mount));
+    await mkdir(path);
+    dir = { path, version: h.version, controllers: [] };
+    dirs.set(path, dir);
+  }
+  // A v1 cpuset cgroup starts with no CPUs and no memory nodes: a task cannot join it until both are set.
+  if (h.version === 1 && c === 'cpuset') await inheritCpuset(h.mount, parent, path);
+  for (const [file, value] of limitFiles(c, h.version, limits)) {
+    const at = join(path, file);
+    if (OPTIONAL_FILES.has(file) && !(await access(at).then(() => true, () => false))) continue;
+    await writeFile(at, value).catch((err: Error) => {
+      throw new Error(`cannot set ${file} to ${value}: ${err.message}`);
+    });
+  }
+  dir.controllers.push(c);
 }
 
 async function inheritCpuset(mount: string, parent: string, path: string): Promise<void> {
