@@ -13,6 +13,7 @@ import type pg from 'pg';
 import {
   BlobMarkedError,
   type BrokenManifest,
+  type CachedImage,
   type LeaseState,
   type ManifestRecord,
   type MetadataStore,
@@ -57,6 +58,9 @@ const UNUSED_BLOB = (cutoff: string) => `
   AND NOT EXISTS (SELECT 1 FROM manifest_references r WHERE r.child_digest = b.digest)`;
 
 /** A manifest and, recursively, its referrers in the repository ($1 name, $2 digest). */
+/** Repositories under `$1/` (a pull-through cache's prefix). */
+const UNDER_PREFIX = `left(r.name, length($1) + 1) = $1 || '/'`;
+
 const DELETE_MANIFEST_AND_REFERRERS = `
   WITH RECURSIVE repo AS (SELECT id FROM repositories WHERE name = $1),
        doomed(digest) AS (
@@ -566,6 +570,68 @@ export class PostgresMetadataStore implements MetadataStore {
         await this.enqueue(c, events, Date.now());
       }
       return { tagDeleted, manifestDeleted };
+    });
+  }
+
+  // --- the pull-through cache (src/proxy): repositories under `prefix/` ----------------
+
+  recordPulls(pulls: [string, string, number][]): Promise<void> {
+    return this.write(async (c) => {
+      for (const [repository, digest, at] of pulls) {
+        await c.query(
+          `INSERT INTO proxy_pulls (repo_id, digest, pulled_at)
+           SELECT m.repo_id, m.digest, $3 FROM manifests m JOIN repositories r ON r.id = m.repo_id WHERE r.name = $1 AND m.digest = $2
+           ON CONFLICT (repo_id, digest) DO UPDATE SET pulled_at = GREATEST(proxy_pulls.pulled_at, excluded.pulled_at)`,
+          [repository, digest, at],
+        );
+      }
+    });
+  }
+
+  async cacheSize(prefix: string): Promise<number> {
+    const rows = await this.rows<{ bytes: number }>(
+      `SELECT COALESCE(SUM(b.size), 0)::bigint AS bytes FROM blobs b WHERE b.digest IN (
+         SELECT rb.digest FROM repository_blobs rb JOIN repositories r ON r.id = rb.repo_id WHERE ${UNDER_PREFIX}
+         UNION SELECT m.digest FROM manifests m JOIN repositories r ON r.id = m.repo_id WHERE ${UNDER_PREFIX})`,
+      [prefix],
+    );
+    return rows[0]!.bytes;
+  }
+
+  cachedImages(prefix: string): Promise<CachedImage[]> {
+    return this.rows<CachedImage>(
+      `SELECT r.name AS repository, m.digest, COALESCE(p.pulled_at, m.created_at) AS "pulledAt"
+         FROM manifests m JOIN repositories r ON r.id = m.repo_id
+         LEFT JOIN proxy_pulls p ON p.repo_id = m.repo_id AND p.digest = m.digest
+        WHERE ${UNDER_PREFIX}
+          AND NOT EXISTS (SELECT 1 FROM manifest_references x WHERE x.repo_id = m.repo_id AND x.child_digest = m.digest AND x.kind = 'manifest')
+        ORDER BY "pulledAt", r.name COLLATE "C", m.digest COLLATE "C"`,
+      [prefix],
+    );
+  }
+
+  evictImage(repository: string, digest: string): Promise<void> {
+    return this.write(async (c) => {
+      const repoId = await this.repoId(c, repository);
+      if (repoId === undefined) return;
+      const doomed = [digest];
+      for (let i = 0; i < doomed.length; i++) {
+        const children = await c.query<{ digest: string }>(
+          `SELECT child_digest AS digest FROM manifest_references WHERE repo_id = $1 AND manifest_digest = $2 AND kind = 'manifest'`,
+          [repoId, doomed[i]],
+        );
+        const deleted = await c.query(
+          `DELETE FROM manifests m WHERE m.repo_id = $1 AND m.digest = $2
+             AND NOT EXISTS (SELECT 1 FROM manifest_references x WHERE x.repo_id = m.repo_id AND x.child_digest = m.digest AND x.kind = 'manifest')`,
+          [repoId, doomed[i]],
+        );
+        if (deleted.rowCount) doomed.push(...children.rows.map((r) => r.digest));
+      }
+      await c.query(
+        `DELETE FROM repository_blobs rb WHERE rb.repo_id = $1
+           AND NOT EXISTS (SELECT 1 FROM manifest_references x WHERE x.repo_id = rb.repo_id AND x.child_digest = rb.digest)`,
+        [repoId],
+      );
     });
   }
 
