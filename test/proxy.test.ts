@@ -74,6 +74,7 @@ describe.skipIf(!hasTools)('pull-through cache', () => {
         { prefix: 'quick.example', url: reference.url, tagTtl: 1000 },
         { prefix: 'small.example', url: reference.url, tagTtl: 3_600_000, maxBytes: 3500 },
         { prefix: 'idle.example', url: reference.url, tagTtl: 3_600_000, idleFor: 1000 },
+        { prefix: 'tiny.example', url: reference.url, tagTtl: 3_600_000, maxBytes: 100 },
       ],
     });
     cacheHost = cache.url.replace('http://', '');
@@ -283,17 +284,12 @@ describe.skipIf(!hasTools)('pull-through cache', () => {
     }
     await putManifest(cache.url, 'kept/b', '1', b.manifest);
     await pullAll('a'); // a is now more recent than b
-    await sleep(1100); // pull times are written once a second
     await pullAll('c');
     const usage = async () => ((await (await fetch(`${cache.url}/v2/_berth/usage`)).json()) as { repositories: { repository: string; total: number }[] }).repositories;
     // Eviction runs after the fill, off the request path.
-    let names: string[] = [];
-    for (let i = 0; i < 100; i++) {
-      const tags = await fetch(`${cache.url}/v2/small.example/cap/b/tags/list`);
-      names = tags.status === 200 ? ((await tags.json()) as { tags: string[] }).tags : [];
-      if (names.length === 0) break;
-      await sleep(20);
-    }
+    await cache.pullThroughCache!.settled();
+    const tags = await fetch(`${cache.url}/v2/small.example/cap/b/tags/list`);
+    const names = tags.status === 200 ? ((await tags.json()) as { tags: string[] }).tags : [];
     expect(names).toEqual([]);
     const listed = await usage();
     expect(listed.map((r) => r.repository)).toEqual(expect.arrayContaining(['small.example/cap/a', 'small.example/cap/c', 'kept/b']));
@@ -312,19 +308,25 @@ describe.skipIf(!hasTools)('pull-through cache', () => {
     }
   }, 30_000);
 
+  it('keeps the most recently pulled image even when it alone is over maxBytes', async () => {
+    const image = await pushImage(reference.url, 'tiny/one', '1', 'larger than the cap');
+    const pull = () => fetch(`${cache.url}/v2/tiny.example/tiny/one/manifests/1`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } });
+    expect((await pull()).status).toBe(200);
+    for (const d of [sha256(image.config), ...image.layers.map(sha256)]) await (await fetch(`${cache.url}/v2/tiny.example/tiny/one/blobs/${d}`)).arrayBuffer();
+    await cache.pullThroughCache!.settled();
+    const tags = (await (await fetch(`${cache.url}/v2/tiny.example/tiny/one/tags/list`)).json()) as { tags: string[] };
+    expect(tags.tags).toEqual(['1']);
+  });
+
   it('evicts images not pulled for idleFor', async () => {
     const old = await pushImage(reference.url, 'idle/old', '1', 'pulled long ago');
     const fresh = await pushImage(reference.url, 'idle/fresh', '1', 'pulled just now');
     const pull = async (repo: string) => (await fetch(`${cache.url}/v2/idle.example/${repo}/manifests/1`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } })).headers.get('docker-content-digest');
     expect(await pull('idle/old')).toBe(old.digest);
-    await sleep(2100); // idleFor is 1s, and pull times are written once a second
+    await sleep(1100); // idleFor is 1s: time itself is the event here
     expect(await pull('idle/fresh')).toBe(fresh.digest); // a fill: the cache is checked after it
-    let catalog: string[] = [];
-    for (let i = 0; i < 100; i++) {
-      catalog = ((await (await fetch(`${cache.url}/v2/_catalog`)).json()) as { repositories: string[] }).repositories;
-      if (!catalog.includes('idle.example/idle/old')) break;
-      await sleep(20);
-    }
+    await cache.pullThroughCache!.settled();
+    const catalog = ((await (await fetch(`${cache.url}/v2/_catalog`)).json()) as { repositories: string[] }).repositories;
     expect(catalog).not.toContain('idle.example/idle/old');
     expect(catalog).toContain('idle.example/idle/fresh');
   });

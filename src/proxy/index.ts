@@ -30,7 +30,8 @@ export interface PullThroughCache {
   wrapFetch<E>(fetch: Fetch<E>): Fetch<E>;
   /** Resolves when pending evictions are done. */
   settled(): Promise<void>;
-  close(): void;
+  /** Stops its timers and writes the pulls not recorded yet. */
+  close(): Promise<void>;
 }
 
 /** Puts the cache around `registry`'s services (in place) for the configured upstreams. */
@@ -70,9 +71,10 @@ export function enablePullThroughCache(registry: Registry, configs: UpstreamConf
       };
     },
     settled: () => keeper.settled(),
-    close() {
-      keeper.close();
+    async close() {
       for (const u of upstreams) u.close();
+      await keeper.settled();
+      await keeper.close();
     },
   };
 }

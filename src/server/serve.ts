@@ -16,7 +16,7 @@ import type { Env } from './routes.js';
 import { operations, type OperationsOptions } from './operations.js';
 import { recordGcRun } from './metrics.js';
 import { readTls, reloadTls, type TlsFiles } from './tls.js';
-import { enablePullThroughCache, type UpstreamConfig } from '../proxy/index.js';
+import { enablePullThroughCache, type PullThroughCache, type UpstreamConfig } from '../proxy/index.js';
 import { ClientAddresses } from './client-address.js';
 import { DEFAULT_CONNECTION_LIMITS, limitConnections, type ConnectionLimits } from './connections.js';
 
@@ -60,6 +60,8 @@ export interface RunningServer {
   server: Server;
   /** The separate metrics listener's URL, when metrics.listen is set. */
   metricsUrl?: string;
+  /** The pull-through cache, when `proxy` upstreams are configured. */
+  pullThroughCache?: PullThroughCache;
   /** Reads the TLS certificate and key again (SIGHUP); throws and keeps the old ones if they are bad. */
   reloadTls(): void;
   close(): Promise<void>;
@@ -130,7 +132,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     metricsUrl = await ops.start(parseListen);
   } catch (err) {
     server.close();
-    cache?.close();
+    await cache?.close();
     await registry.close();
     throw err;
   }
@@ -157,6 +159,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     registry,
     server,
     metricsUrl,
+    pullThroughCache: cache,
     reloadTls() {
       if (tls) reloadTls(server as unknown as HttpsServer, tls);
     },
@@ -171,7 +174,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
           clearInterval(sweep);
           await maintenance.stop();
           await ops.stop();
-          cache?.close();
+          await cache?.close();
           await registry.close();
           resolve();
         });
