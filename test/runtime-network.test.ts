@@ -268,6 +268,22 @@ describe.skipIf(!runtimeAvailable())('containers on the network', () => {
     expect(top.stdout.trim().split('\n')).toHaveLength(2);
   });
 
+  it("runs the README's web-server example as written", async () => {
+    const readme = await readFile(join(import.meta.dirname, '..', 'README.md'), 'utf8');
+    const block = /```sh\n((?:(?!```)[\s\S])*berth run -d --name web[\s\S]*?)```/.exec(readme)?.[1];
+    expect(block).toBeDefined();
+    try {
+      const { stdout } = await exec('bash', ['-euo', 'pipefail', '-c', block!], { cwd: join(import.meta.dirname, '..'), timeout: 170_000 });
+      expect(stdout).toContain('Hello World\n8082/tcp -> 127.0.0.1:8082\n');
+      expect(stdout).toMatch(/\n\d+ \{"8082\/tcp":\[\{"HostIp":"127\.0\.0\.1","HostPort":"8082"\}\]\}\n/);
+      expect(stdout).toContain('/bin/busybox httpd -f -p 8082 -h /www');
+      expect(stdout).toMatch(/\nin [0-9a-f]{12}\n/);
+    } finally {
+      // The example uses the default store; a failure half-way must not leave its container.
+      await berth(['rm', '-f', 'web']);
+    }
+  }, 180_000);
+
   it('leaves nothing after kill -9 of berth run once berth container prune ran', async () => {
     const port = await freePort();
     const child = spawn(process.execPath, [BERTH, 'run', '--root', root, '-q', '--name', 'orphan', '-p', `127.0.0.1:${port}:8082`, `oci:${layout}:web`], { stdio: 'ignore' });
