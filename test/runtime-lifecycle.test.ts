@@ -146,6 +146,7 @@ describe.skipIf(!runtimeAvailable())('containers as docker users run them', () =
   it("exits 125 when berth fails, 126 when the command cannot run, 127 when it is missing, else the container's status", async () => {
     const run = (...args: string[]) => b('run', '--rm', '-q', '--net', 'none', ...args);
     expect((await run('--memory', 'lots', image, 'true')).code).toBe(125);
+    expect((await run('--no-such-flag', image, 'true')).code).toBe(125);
     expect((await run(`oci:${layout}:no-such-tag`, 'true')).code).toBe(125);
     expect((await run(image, '/etc/hostname')).code).toBe(126);
     expect((await run(image, 'no-such-command')).code).toBe(127);

@@ -14,9 +14,14 @@ export interface RootFlags {
   root: string;
 }
 
-/** Adds `--root` (the local store) to a container command. */
+/**
+ * Adds `--root` (the local store) to a container command, and docker's exit code 125
+ * for a command line it cannot parse (commander has printed why).
+ */
 export function withRoot(cmd: Command): Command {
-  return cmd.option('--root <dir>', 'local image store and containers', DEFAULT_ROOT);
+  return cmd
+    .option('--root <dir>', 'local image store and containers', DEFAULT_ROOT)
+    .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 125));
 }
 
 /**
