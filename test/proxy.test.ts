@@ -323,12 +323,19 @@ describe.skipIf(!hasTools)('pull-through cache', () => {
     const fresh = await pushImage(reference.url, 'idle/fresh', '1', 'pulled just now');
     const pull = async (repo: string) => (await fetch(`${cache.url}/v2/idle.example/${repo}/manifests/1`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } })).headers.get('docker-content-digest');
     expect(await pull('idle/old')).toBe(old.digest);
+    const oldConfig = sha256(old.config);
+    await (await fetch(`${cache.url}/v2/idle.example/idle/old/blobs/${oldConfig}`)).arrayBuffer();
+    const oldConfigFile = join(cache.dataDir, 'blobs', 'sha256', oldConfig.slice(7, 9), oldConfig.slice(7));
+    expect(existsSync(oldConfigFile)).toBe(true);
     await sleep(1100); // idleFor is 1s: time itself is the event here
     expect(await pull('idle/fresh')).toBe(fresh.digest); // a fill: the cache is checked after it
     await cache.pullThroughCache!.settled();
     const catalog = ((await (await fetch(`${cache.url}/v2/_catalog`)).json()) as { repositories: string[] }).repositories;
     expect(catalog).not.toContain('idle.example/idle/old');
     expect(catalog).toContain('idle.example/idle/fresh');
+    // Garbage collection frees what the eviction left unreferenced, like anything else.
+    await cache.registry.gc.collect({ graceMs: 0, settleMs: 0 });
+    expect(existsSync(oldConfigFile)).toBe(false);
   });
 
   it('lets a cached image be deleted, and fetches it again on the next pull', async () => {
