@@ -102,6 +102,7 @@ describe.skipIf(!runtimeAvailable())('containers as docker users run them', () =
     expect(cgroups.some((line) => line.endsWith(`/berth/${id}`))).toBe(true);
     expect((await b('exec', '-e', 'X=y', '-u', '1000:1000', '-w', '/bin', 'box', 'sh', '-c', 'echo $X $(id -u) $PWD')).stdout).toBe('y 1000 /bin\n');
     expect((await b('exec', 'box', 'sh', '-c', 'exit 3')).code).toBe(3);
+    expect((await b('exec', '-it', 'box', 'sh', '-c', 'test -t 0 && test -t 1 && echo terminal')).stdout).toContain('terminal');
     expect((await b('exec', 'box', 'no-such-command')).code).toBe(127);
     expect((await b('exec', 'box', '/etc/hostname')).code).toBe(126);
     await b('kill', 'box');

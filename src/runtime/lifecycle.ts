@@ -5,11 +5,11 @@
 // monitor) records the exit and releases the host resources, so these functions wait for
 // that record rather than doing it twice.
 
-import { spawn } from 'node:child_process';
 import { readdir, readlink } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
 import { cgroupUsage, procsFiles, type CgroupUsage } from './cgroups.js';
 import { Containers, type ContainerState } from './containers.js';
+import { containerEnv, exitStatus, spawnOnTerminal } from './run.js';
 import { execArgs, shq } from './setup-script.js';
 import { processAlive, type RuntimeStore } from './store.js';
 import { hostTool, requireRuntimeHost } from './tools.js';
@@ -112,14 +112,7 @@ export interface ExecOptions {
 export async function execInContainer(c: ContainerState, argv: string[], opts: ExecOptions = {}): Promise<number> {
   requireRuntimeHost();
   if (!isRunning(c)) throw new ContainerNotRunningError(`container ${c.name} is not running`);
-  const env = [...c.config.env];
-  for (const e of opts.env ?? []) {
-    const k = e.includes('=') ? e.slice(0, e.indexOf('=')) : e;
-    const v = e.includes('=') ? e : process.env[k] !== undefined ? `${k}=${process.env[k]}` : undefined;
-    const i = env.findIndex((x) => x.startsWith(`${k}=`));
-    if (i >= 0) env.splice(i, 1);
-    if (v) env.push(v);
-  }
+  const env = containerEnv(c.config.env, opts.env ?? [], {});
   const join = procsFiles(c.cgroups ?? []).map((f) => `echo $$ > ${shq(f)} || exit 125`).join('\n');
   const command = [
     hostTool('sh'), '-c', `${join}\nexec "$@"`, 'berth-exec',
@@ -130,16 +123,10 @@ export async function execInContainer(c: ContainerState, argv: string[], opts: E
     hostTool('env'), '-i',
     ...execArgs(env, opts.workdir ?? c.config.workdir, opts.uid ?? c.config.uid, opts.gid ?? c.config.gid, argv, `/proc/${c.pid}/root`),
   ];
-  const [file, ...args] = opts.tty
-    ? [hostTool('script'), '--quiet', '--return', '--command', command.map(shq).join(' '), '/dev/null']
-    : command;
-  const child = spawn(file!, args, {
-    stdio: [opts.interactive || opts.tty ? 'inherit' : 'ignore', 'inherit', 'inherit'],
-    env: opts.tty ? { ...process.env, SHELL: hostTool('sh') } : process.env,
-  });
+  const child = spawnOnTerminal(command, opts.tty ?? false, { stdio: [opts.interactive || opts.tty ? 'inherit' : 'ignore', 'inherit', 'inherit'] });
   return new Promise((resolve, reject) => {
     child.on('error', reject);
-    child.on('close', (code, signal) => resolve(signal ? 128 + (osConstants.signals[signal] ?? 0) : (code ?? 1)));
+    child.on('close', (code, signal) => resolve(exitStatus(code, signal)));
   });
 }
 

@@ -7,7 +7,7 @@
 // steps through the same functions. The result is the container's exit status, as a shell reports it
 // (128 + signal number when a signal killed it: 137 for the OOM killer's SIGKILL).
 
-import { spawn, type StdioOptions } from 'node:child_process';
+import { spawn, type ChildProcess, type SpawnOptions, type StdioOptions } from 'node:child_process';
 import { mkdir, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
 import { isAbsolute, join, posix, relative } from 'node:path';
@@ -72,7 +72,7 @@ export interface RunResult {
 }
 
 /** Builds the environment: the image's, PATH and HOSTNAME and HOME if missing, then `-e`. */
-function containerEnv(imageEnv: string[], extra: string[], defaults: Record<string, string>): string[] {
+export function containerEnv(imageEnv: string[], extra: string[], defaults: Record<string, string>): string[] {
   const env = new Map<string, string>();
   const put = (entry: string) => {
     const eq = entry.indexOf('=');
@@ -125,7 +125,8 @@ async function etcFiles(dir: string, config: ContainerConfig): Promise<Volume[]>
   return volumes;
 }
 
-function exitStatus(code: number | null, signal: NodeJS.Signals | null): number {
+/** A child's end as a shell reports it: 128 + the signal number when a signal killed it. */
+export function exitStatus(code: number | null, signal: NodeJS.Signals | null): number {
   if (signal) return 128 + (osConstants.signals[signal] ?? 0);
   return code ?? 1;
 }
@@ -355,6 +356,15 @@ export async function startDetached(store: RuntimeStore, state: ContainerState, 
 }
 
 /**
+ * Spawns `command`, on a new pseudo-terminal when `tty` (util-linux `script` makes it:
+ * Node cannot), as `berth run -t` and `berth exec -t` do.
+ */
+export function spawnOnTerminal(command: string[], tty: boolean, opts: SpawnOptions): ChildProcess {
+  const [file, ...args] = tty ? [hostTool('script'), '--quiet', '--return', '--command', command.map(shq).join(' '), '/dev/null'] : command;
+  return spawn(file!, args, { ...opts, env: tty ? { ...process.env, SHELL: hostTool('sh') } : process.env });
+}
+
+/**
  * Starts the namespaces and waits for them. With a terminal, util-linux `script` puts the
  * container on a new pseudo-terminal (Node cannot make one). Without, the container runs
  * in a session of its own, so a Ctrl-C reaches berth only, and berth passes each signal
@@ -369,13 +379,9 @@ async function spawnContainer(
   pidFile: string,
   onPid: (pid: number) => Promise<void>,
 ): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-  const [file, ...args] = config.tty
-    ? [hostTool('script'), '--quiet', '--return', '--command', command.map(shq).join(' '), '/dev/null']
-    : command;
-  const child = spawn(file!, args, {
+  const child = spawnOnTerminal(command, config.tty, {
     stdio: stdio ?? [config.interactive || config.tty ? 'inherit' : 'ignore', 'inherit', 'inherit'],
     detached: !config.tty,
-    env: config.tty ? { ...process.env, SHELL: hostTool('sh') } : process.env,
   });
   let closed = false;
   const result = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
