@@ -66,7 +66,11 @@ function capPerAddress(server: Server, clients: ClientAddresses, max: number, lo
  * has not read yet: then the server is the slow side (a busy disk), not the client.
  */
 function watchBody(req: IncomingMessage, res: ServerResponse, timeoutMs: number, logger: Logger): void {
-  if (!hasBody(req) || req.complete) return;
+  try {
+    if (!hasBody(req) || req.complete) return;
+  } catch {
+    return; // a malformed Content-Length: the route answers it; a throw here would end the process
+  }
   const socket = req.socket;
   let lastRead = socket.bytesRead;
   const timer = setInterval(() => {
