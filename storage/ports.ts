@@ -411,8 +411,8 @@ export interface MetadataStore {
   /** Repository names that hold a manifest, after `after`, sorted, at most `limit` (-1: all). */
   catalog(after: string, limit: number): Promise<string[]>;
 
-  /** Manifests of the repository whose subject is `subject`, sorted by digest. */
-  referrers(repository: string, subject: string): Promise<ManifestRecord[]>;
+  /** Manifests of the repository whose subject is `subject`, sorted by digest, after `after`, at most `limit` (-1, the default: all). */
+  referrers(repository: string, subject: string, after?: string, limit?: number): Promise<ManifestRecord[]>;
 
   // --- upload sessions -------------------------------------------------------------
 

@@ -148,7 +148,7 @@ describe('manifest push and pull', () => {
     const index = (children: string[]) => Buffer.from(JSON.stringify({
       schemaVersion: 2,
       mediaType: OCI_INDEX,
-      manifests: children.map((digest) => ({ mediaType: OCI_MANIFEST, digest, size: 100, platform: { os: 'linux', architecture: 'amd64' } })),
+      manifests: children.map((digest) => ({ mediaType: OCI_MANIFEST, digest, size: digest === a.digest ? a.manifest.length : 100, platform: { os: 'linux', architecture: 'amd64' } })),
     }));
     expect((await put('m/index', 'multi', index([a.digest]), OCI_INDEX)).status).toBe(201);
     const missing = await put('m/index', 'broken', index([a.digest, sha256('not pushed')]), OCI_INDEX);

@@ -30,13 +30,24 @@ export interface Descriptor {
   platform?: unknown;
 }
 
+/**
+ * Layers that are not to be pushed to registries ("foreign" layers, such as Windows base
+ * layers): only these may name where they live with `urls` instead of being pushed.
+ */
+const NON_DISTRIBUTABLE_TYPES = /^application\/vnd\.(oci\.image\.layer\.nondistributable\.v1\.tar(\+gzip|\+zstd)?|docker\.image\.rootfs\.foreign\.diff\.tar(\.gzip)?)$/;
+
 export interface ParsedManifest {
   mediaType: string;
   kind: 'image' | 'index';
-  /** Blobs that must be linked in the repository: the config and distributable layers. */
-  blobs: { digest: string; kind: 'config' | 'layer' }[];
-  /** Child manifests of an index. */
-  children: string[];
+  /**
+   * Blobs the manifest references (config, layers) with the sizes it declares: each must
+   * be linked in the repository with that size, except a `foreign` layer (a
+   * non-distributable one with urls), which may be absent but is kept like any other
+   * when it was pushed.
+   */
+  blobs: { digest: string; kind: 'config' | 'layer'; size: number; foreign?: boolean }[];
+  /** Child manifests of an index, with the sizes it declares. */
+  children: { digest: string; size: number }[];
   subject: string | null;
   /** artifactType, or for an image manifest without one the config's media type (as referrers lists it). */
   artifactType: string | null;
@@ -68,6 +79,19 @@ function checkDescriptor(value: unknown, where: string): Descriptor {
   }
   if (d.annotations !== undefined) checkAnnotations(d.annotations, where);
   return d as unknown as Descriptor;
+}
+
+/** A foreign layer's urls: absolute http(s) URLs, where clients will fetch it. */
+function checkUrls(urls: string[], where: string): void {
+  for (const url of urls) {
+    let protocol: string;
+    try {
+      protocol = new URL(url).protocol;
+    } catch {
+      throw invalid(`${where} has a url that is not an absolute URL`, { url });
+    }
+    if (protocol !== 'http:' && protocol !== 'https:') throw invalid(`${where} has a url that is not http or https`, { url });
+  }
 }
 
 function checkAnnotations(value: unknown, where: string): Record<string, string> {
@@ -122,17 +146,21 @@ export function parseManifest(body: Buffer, contentType: string | undefined): Pa
       throw invalid('layers must be an array');
     }
     const layers = m.layers.map((l, i) => checkDescriptor(l, `layers[${i}]`));
-    const blobs: ParsedManifest['blobs'] = [{ digest: config.digest, kind: 'config' }];
-    for (const layer of layers) {
-      // Non-distributable ("foreign") layers live elsewhere, given by their urls.
-      if (layer.urls && layer.urls.length > 0) continue;
-      blobs.push({ digest: layer.digest, kind: 'layer' });
-    }
+    const blobs: ParsedManifest['blobs'] = [{ digest: config.digest, kind: 'config', size: config.size }];
+    layers.forEach((layer, i) => {
+      // Urls of an ordinary layer change nothing: it must have been pushed.
+      const foreign = NON_DISTRIBUTABLE_TYPES.test(layer.mediaType) && (layer.urls?.length ?? 0) > 0;
+      if (foreign) checkUrls(layer.urls!, `layers[${i}]`);
+      blobs.push({ digest: layer.digest, kind: 'layer', size: layer.size, ...(foreign ? { foreign } : {}) });
+    });
     return { mediaType, kind: 'image', blobs, children: [], subject, artifactType: artifactType ?? config.mediaType, annotations };
   }
 
   if (m.config !== undefined || m.layers !== undefined) throw invalid('an index has no config or layers');
   if (!Array.isArray(m.manifests)) throw invalid('manifests must be an array');
-  const children = m.manifests.map((d, i) => checkDescriptor(d, `manifests[${i}]`).digest);
+  const children = m.manifests.map((d, i) => {
+    const { digest, size } = checkDescriptor(d, `manifests[${i}]`);
+    return { digest, size };
+  });
   return { mediaType, kind: 'index', blobs: [], children, subject, artifactType, annotations };
 }

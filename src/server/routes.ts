@@ -168,9 +168,15 @@ export function v2Routes(registry: Registry) {
       re: /^\/v2\/(.+)\/referrers\/([^/]+)$/,
       handlers: {
         async GET(c, [, name, digest]) {
-          const { index, filtered } = await referrers.list(name!, digest!, c.req.query('artifactType'));
+          const artifactType = c.req.query('artifactType');
+          const { index, filtered, next } = await referrers.list(name!, digest!, artifactType, c.req.query('last'));
           const headers: Record<string, string> = { ...API_VERSION_HEADER, 'Content-Type': 'application/vnd.oci.image.index.v1+json' };
           if (filtered) headers['OCI-Filters-Applied'] = 'artifactType';
+          // A list too large for one response goes on at the Link (distribution-spec v1.1 allows it).
+          if (next) {
+            const query = new URLSearchParams({ ...(artifactType ? { artifactType } : {}), last: next });
+            headers.Link = `</v2/${name}/referrers/${digest}?${query}>; rel="next"`;
+          }
           return new Response(JSON.stringify(index), { status: 200, headers });
         },
       },

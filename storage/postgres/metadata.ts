@@ -373,11 +373,11 @@ export class PostgresMetadataStore implements MetadataStore {
     return rows.map((r) => r.name);
   }
 
-  referrers(repository: string, subject: string): Promise<ManifestRecord[]> {
+  referrers(repository: string, subject: string, after = '', limit = -1): Promise<ManifestRecord[]> {
     return this.rows<ManifestRecord>(
       `SELECT ${MANIFEST_COLUMNS} FROM manifests m JOIN repositories r ON r.id = m.repo_id
-        WHERE r.name = $1 AND m.subject_digest = $2 ORDER BY m.digest COLLATE "C"`,
-      [repository, subject],
+        WHERE r.name = $1 AND m.subject_digest = $2 AND m.digest COLLATE "C" > $3 ORDER BY m.digest COLLATE "C" LIMIT $4`,
+      [repository, subject, after, limit < 0 ? null : limit],
     );
   }
 

@@ -203,9 +203,9 @@ function prepare(db: Db) {
         WHERE name > ? AND EXISTS (SELECT 1 FROM manifests m WHERE m.repo_id = r.id)
         ORDER BY name LIMIT ?`,
     ),
-    referrers: db.prepare<[string, string], ManifestRow>(
+    referrers: db.prepare<[string, string, string, number], ManifestRow>(
       `SELECT ${MANIFEST_COLUMNS} FROM manifests m JOIN repositories r ON r.id = m.repo_id
-        WHERE r.name = ? AND m.subject_digest = ? ORDER BY m.digest`,
+        WHERE r.name = ? AND m.subject_digest = ? AND m.digest > ? ORDER BY m.digest LIMIT ?`,
     ),
 
     unusedManifests: db.prepare<{ cutoff: number; limit: number }, UnusedManifest>(
@@ -519,8 +519,8 @@ export class SqliteMetadataStore implements MetadataStore {
     return this.read(() => this.s.catalog.all(after, limit).map((r) => r.name));
   }
 
-  referrers(repository: string, subject: string): Promise<ManifestRecord[]> {
-    return this.read(() => this.s.referrers.all(repository, subject).map((r) => toManifest(r)!));
+  referrers(repository: string, subject: string, after = '', limit = -1): Promise<ManifestRecord[]> {
+    return this.read(() => this.s.referrers.all(repository, subject, after, limit).map((r) => toManifest(r)!));
   }
 
   createUpload(id: string, repository: string): Promise<void> {
