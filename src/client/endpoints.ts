@@ -8,7 +8,9 @@ import type { OciLayout } from './layout.js';
 import { manifestMediaType, type Descriptor, type FetchedManifest } from './media-types.js';
 import { toOciManifest } from './oci-convert.js';
 import type { ProgressListener } from './progress.js';
-import { withRetries, type RetryOptions } from './retry.js';
+import { RegistryHttpError } from './errors.js';
+import { UploadOutOfStepError, withRetries, type RetryOptions } from './retry.js';
+import { UploadState } from './upload-state.js';
 import { RegistryClient } from './registry-client.js';
 
 export interface ImageSource {
@@ -114,8 +116,8 @@ export class RegistryDestination implements ImageDestination {
         return;
       }
     }
-    ctx.onProgress?.({ type: 'blob-start', digest: desc.digest, size: desc.size, resumeAt: 0 });
     if (desc.size <= (this.opts.monolithicMaxBytes ?? DEFAULT_MONOLITHIC_MAX)) {
+      ctx.onProgress?.({ type: 'blob-start', digest: desc.digest, size: desc.size, resumeAt: 0 });
       await withRetries(() => this.uploadMonolithic(desc, source, ctx), retryOptions(ctx, `upload ${desc.digest}`));
     } else {
       await this.uploadChunked(desc, source, ctx);
@@ -141,19 +143,31 @@ export class RegistryDestination implements ImageDestination {
 
   /**
    * PATCH chunks with Content-Range, then PUT with the digest. After a failure the
-   * registry's upload status says how much it holds, and the upload continues from there.
+   * registry's upload status says how much it holds, and the upload continues from there;
+   * the session is remembered on disk (UploadState), so a later run does the same.
    */
   private async uploadChunked(desc: Descriptor, source: ImageSource, ctx: TransferContext): Promise<void> {
     const chunk = this.opts.chunkBytes ?? DEFAULT_CHUNK;
     const scopes = [`repository:${this.repo}:pull,push`];
-    let location = await this.client.startUpload(this.repo);
+    const state = new UploadState(this.client.registry, this.repo, desc.digest);
+    let location = await state.load();
     let offset = 0;
+    if (location) {
+      offset = await this.client.uploadOffset(this.repo, location).catch(() => -1);
+      if (offset < 0 || offset > desc.size) location = undefined;
+    }
+    if (!location) {
+      offset = 0;
+      location = await this.client.startUpload(this.repo);
+      await state.save(location);
+    }
+    ctx.onProgress?.({ type: 'blob-start', digest: desc.digest, size: desc.size, resumeAt: offset });
     await withRetries(async (attempt) => {
-      if (attempt > 1) offset = await this.client.uploadOffset(this.repo, location);
+      if (attempt > 1) offset = await this.client.uploadOffset(this.repo, location!);
       const reader = new ChunkReader(withProgress(await source.openBlob(desc, offset), desc, offset, ctx));
       while (offset < desc.size) {
         const length = Math.min(chunk, desc.size - offset);
-        const res = await this.client.send('PATCH', location, {
+        const res = await this.client.send('PATCH', location!, {
           scopes,
           headers: {
             'content-type': 'application/octet-stream',
@@ -164,9 +178,15 @@ export class RegistryDestination implements ImageDestination {
           what: `upload chunk of ${desc.digest} to ${this.repo}`,
           ok: [202],
           retry: false,
+        }).catch((err: unknown) => {
+          if (err instanceof RegistryHttpError && (err.status === 416 || err.has('BLOB_UPLOAD_INVALID'))) {
+            throw new UploadOutOfStepError(err.message);
+          }
+          throw err;
         });
         await res.body?.cancel();
         location = this.client.location(res);
+        await state.save(location);
         offset += length;
       }
       reader.close();
@@ -178,6 +198,7 @@ export class RegistryDestination implements ImageDestination {
       ok: [201],
     });
     await res.body?.cancel();
+    await state.forget();
   }
 
   async putManifest(m: FetchedManifest, target: { root: boolean; tag?: string }, ctx: TransferContext): Promise<string> {

@@ -20,11 +20,18 @@ export function isTransient(err: unknown): boolean {
     return true;
   }
   // undici reports a body cut short as TypeError('terminated') and a failed connect as 'fetch failed'.
-  return err.name === 'TypeError' && (err.message === 'terminated' || err.message === 'fetch failed') || err instanceof PrematureEndError;
+  return err.name === 'TypeError' && (err.message === 'terminated' || err.message === 'fetch failed') || err instanceof PrematureEndError || err instanceof UploadOutOfStepError;
 }
 
 /** A response body that ended before its Content-Length. */
 export class PrematureEndError extends Error {}
+
+/**
+ * A chunk the registry refused because the session is not where the client thought (416,
+ * or another request still writing to it, such as the cut-off one of an earlier run):
+ * asking for the upload status again and going on from there fixes it.
+ */
+export class UploadOutOfStepError extends Error {}
 
 export async function withRetries<T>(fn: (attempt: number) => Promise<T>, opts: RetryOptions = {}): Promise<T> {
   const attempts = opts.attempts ?? 5;

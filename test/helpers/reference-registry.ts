@@ -194,6 +194,11 @@ export async function startRecordingProxy(target: string, opts: ProxyOptions = {
       });
     });
     upstream.on('error', () => res.socket?.destroy());
+    // A client cut off (setDown, a dropped connection) cuts the request to the registry too,
+    // as a real network would: the registry then sees the upload end instead of waiting.
+    res.on('close', () => {
+      if (!res.writableFinished) upstream.destroy();
+    });
     req.pipe(upstream);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
