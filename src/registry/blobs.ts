@@ -40,6 +40,8 @@ const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 
 /** An upload's lease lasts this long unless renewed; a request renews it every third of it. */
 const UPLOAD_LEASE_MS = 60_000;
+/** How long a request waits for another one's lease on the same upload to be given up (ms). */
+const BUSY_WAIT_MS = 2_000;
 
 /** Running hashes kept for uploads in progress; beyond this the oldest is dropped (and rebuilt if needed). */
 const HASH_CACHE_LIMIT = 1024;
@@ -208,8 +210,19 @@ export class BlobService {
     const holder = newHolder();
     const lease = { holder, ttlMs: UPLOAD_LEASE_MS };
     let session = UUID_RE.test(uuid) ? await this.meta.leaseUpload(uuid, lease) : undefined;
-    // A writer killed with its process (kill -9, a crash) leaves a live lease: take it over.
-    if (session && 'busyWith' in session && holderIsDead(session.busyWith)) session = await this.meta.leaseUpload(uuid, lease, session.busyWith);
+    // A request whose client just hung up still holds the lease until the server has
+    // seen the hang-up and cut its bytes back: a client that retries at once (as they
+    // do) waits for that instead of being refused.
+    for (let wait = 5, waited = 0; session && 'busyWith' in session && waited < BUSY_WAIT_MS; wait = Math.min(wait * 2, 200)) {
+      // A writer killed with its process (kill -9, a crash) leaves a live lease: take it over.
+      if (holderIsDead(session.busyWith)) {
+        session = await this.meta.leaseUpload(uuid, lease, session.busyWith);
+        continue;
+      }
+      await new Promise((resolve) => setTimeout(resolve, wait));
+      waited += wait;
+      session = await this.meta.leaseUpload(uuid, lease);
+    }
     if (session && 'busyWith' in session) throw new RegistryError('BLOB_UPLOAD_INVALID', 'another request is writing to this upload', { uuid });
     let held = session !== undefined;
     try {
