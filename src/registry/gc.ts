@@ -34,6 +34,9 @@ export interface GcReport {
   blobsDeleted: number;
   bytesFreed: number;
   uploadsExpired: number;
+  /** When nothing was freed: the blobs (and bytes) the grace period kept, that would go without it. */
+  blobsInGrace: number;
+  bytesInGrace: number;
   durationMs: number;
 }
 
@@ -60,7 +63,7 @@ export class GcService {
     const runner = newHolder();
     if (dryRun && !this.meta.snapshot) throw new Error('this metadata store cannot make the private copy a dry run needs');
     const meta = dryRun ? await this.meta.snapshot!() : this.meta;
-    const report: GcReport = { dryRun, manifestsDeleted: [], linksRemoved: 0, blobsDeleted: 0, bytesFreed: 0, uploadsExpired: 0, durationMs: 0 };
+    const report: GcReport = { dryRun, manifestsDeleted: [], linksRemoved: 0, blobsDeleted: 0, bytesFreed: 0, uploadsExpired: 0, blobsInGrace: 0, bytesInGrace: 0, durationMs: 0 };
     try {
       if (!(await takeLease(meta, runner))) throw new GcAlreadyRunningError('a garbage collection is already running on this data directory');
       const renew = setInterval(() => {
@@ -71,6 +74,7 @@ export class GcService {
         await new Promise((resolve) => setTimeout(resolve, options.settleMs ?? 2.5 * TOUCH_INTERVAL_MS));
         const cutoff = started - (options.graceMs ?? DEFAULT_GRACE_MS);
         await this.sweep(meta, runner, cutoff, options.deleteUntagged ?? false, report, !dryRun);
+        if (report.blobsDeleted === 0 && cutoff < started) await this.countInGrace(dryRun ? meta : undefined, runner, started, options, report);
         if (!dryRun) {
           const ttl = options.uploadTtlMs ?? DEFAULT_UPLOAD_TTL_MS;
           report.uploadsExpired = await expireUploads(meta, this.store, started - ttl, started - Math.min(ttl, ORPHAN_UPLOAD_MS));
@@ -85,6 +89,24 @@ export class GcService {
     }
     report.durationMs = Date.now() - started;
     return report;
+  }
+
+  /**
+   * A run that freed nothing says whether the grace period is why: the same sweep without
+   * it, on a private copy of the metadata (the dry run's own, or a new snapshot), counts
+   * what it kept.
+   */
+  private async countInGrace(dryRunCopy: MetadataStore | undefined, runner: string, now: number, options: GcOptions, report: GcReport): Promise<void> {
+    const copy = dryRunCopy ?? (await this.meta.snapshot?.());
+    if (!copy) return;
+    try {
+      const without: GcReport = { ...report, manifestsDeleted: [], linksRemoved: 0, blobsDeleted: 0, bytesFreed: 0 };
+      await this.sweep(copy, runner, now, options.deleteUntagged ?? false, without, false);
+      report.blobsInGrace = without.blobsDeleted;
+      report.bytesInGrace = without.bytesFreed;
+    } finally {
+      if (!dryRunCopy) await copy.close();
+    }
   }
 
   /**

@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import { DEFAULT_GRACE_MS } from '../../registry/gc.js';
 import { parseDuration } from '../../registry/duration.js';
 import { dataOption, formatBytes, openDataDir, printJson } from '../maintenance.js';
+import { formatGraceNote } from '../grace-note.js';
 
 export function register(program: Command): void {
   program
@@ -34,6 +35,8 @@ export function register(program: Command): void {
             (report.dryRun ? '' : `, ${report.uploadsExpired} stale uploads`) +
             ` in ${(report.durationMs / 1000).toFixed(1)} s\n`,
         );
+        const note = formatGraceNote(report, opts.grace);
+        if (note) process.stdout.write(`${note}\n`);
       } finally {
         await registry.close();
       }
