@@ -181,16 +181,17 @@ class Builder {
 
   private async from(stage: Stage): Promise<ImageState> {
     const name = this.expandMeta(stage.from.image, stage.from.line);
-    const platform = stage.from.flags.platform ? this.expandMeta(stage.from.flags.platform, stage.from.line) : undefined;
+    const flag = stage.from.flags.platform;
+    const platform = flag ? parsePlatformOrFail(this.expandMeta(flag, stage.from.line), stage.from.line) : this.platform;
     if (name.toLowerCase() === 'scratch') {
       return {
-        key: stepKey('scratch', formatPlatform(this.platform)),
+        key: stepKey('scratch', formatPlatform(platform)),
         digest: '',
         layers: [],
         config: {
-          architecture: this.platform.architecture,
-          os: this.platform.os,
-          ...(this.platform.variant ? { variant: this.platform.variant } : {}),
+          architecture: platform.architecture,
+          os: platform.os,
+          ...(platform.variant ? { variant: platform.variant } : {}),
           config: {},
           rootfs: { type: 'layers', diff_ids: [] },
           history: [],
@@ -199,7 +200,7 @@ class Builder {
     }
     const earlier = this.df.stages.find((s) => s.index < stage.index && s.name === name.toLowerCase());
     if (earlier) return structuredClone(await this.stage(earlier));
-    const base = await baseImage(this.opts.store, name, { ...this.opts.client, platform: platform ? parsePlatformOrFail(platform, stage.from.line) : this.platform }, this.log);
+    const base = await baseImage(this.opts.store, name, { ...this.opts.client, platform }, this.log);
     return { ...base, key: stepKey('image', base.digest) };
   }
 

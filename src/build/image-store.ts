@@ -6,7 +6,7 @@
 import { digestOf } from '../client/digest.js';
 import { OciLayout } from '../client/layout.js';
 import { DOCKER_LAYER_GZIP, OCI_CONFIG, OCI_MANIFEST, type Descriptor, type ImageManifest } from '../client/media-types.js';
-import type { ClientOptions, Platform } from '../client/index.js';
+import { formatPlatform, type ClientOptions, type Platform } from '../client/index.js';
 import { resolveImage } from '../runtime/image-layout.js';
 import { hasImage, imageName, pullImage } from '../runtime/images.js';
 import type { RuntimeStore } from '../runtime/store.js';
@@ -51,7 +51,12 @@ export async function baseImage(store: RuntimeStore, ref: string, opts: ClientOp
     log(`Pulling ${name}`);
     await pullImage(store, name, opts);
   }
-  return readImage(store.images, name);
+  const image = await readImage(store.images, name);
+  const { os, architecture } = image.config;
+  if (opts.platform && (os !== opts.platform.os || architecture !== opts.platform.architecture)) {
+    throw new Error(`the local store has ${name} for ${os}/${architecture}, not ${formatPlatform(opts.platform)} (berth rmi it to pull that platform)`);
+  }
+  return image;
 }
 
 /** Writes config and manifest into `layout` (the layers are there already); returns the manifest's descriptor. */
