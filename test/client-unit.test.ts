@@ -106,3 +106,20 @@ describe('pickPlatform', () => {
     expect(pickPlatform(list, { os: 'windows', architecture: 'amd64' })).toBeUndefined();
   });
 });
+
+describe('how a registry is reached (HTTPS first)', () => {
+  it('falls back to plain HTTP only for loopback or insecure registries', async () => {
+    const { connectionFor, isCertificateError, isNotTls } = await import('../src/client/tls.js');
+    expect((await connectionFor('reg.example.com:5000', {})).httpFallback).toBe(false);
+    expect((await connectionFor('10.0.0.5:5000', {})).httpFallback).toBe(false);
+    expect((await connectionFor('127.0.0.1:5000', {})).httpFallback).toBe(true);
+    expect((await connectionFor('localhost:5000', {})).httpFallback).toBe(true);
+    const insecure = await connectionFor('reg.example.com:5000', { insecure: true });
+    expect(insecure.httpFallback).toBe(true);
+    expect(insecure.dispatcher).toBeDefined(); // certificates not verified
+    // A plain HTTP answer to a TLS handshake is "not TLS"; an untrusted certificate is not.
+    expect(isNotTls('ERR_SSL_WRONG_VERSION_NUMBER', 'wrong version number')).toBe(true);
+    expect(isNotTls('DEPTH_ZERO_SELF_SIGNED_CERT', 'self-signed certificate')).toBe(false);
+    expect(isCertificateError('UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'unable to verify the first certificate')).toBe(true);
+  });
+});
