@@ -1,11 +1,24 @@
 import { defineConfig } from 'vitest/config';
 
+/**
+ * The HTTP suite, run a second time against two replicas on PostgreSQL + S3 (requests
+ * alternating between them; test/helpers/replicas.ts). `--project berth` runs only the
+ * first pass.
+ */
+const REPLICA_SUITE = ['test/api-blobs.test.ts', 'test/api-manifests.test.ts', 'test/e2e-skopeo.test.ts'];
+
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     // Server tests bind random ports and use their own data directories, so files may run in parallel.
     pool: 'forks',
+    projects: [
+      { extends: true, test: { name: 'berth', include: ['test/**/*.test.ts'] } },
+      {
+        extends: true,
+        test: { name: 'replicas', include: REPLICA_SUITE, env: { BERTH_TEST_REPLICAS: '1' }, setupFiles: ['test/helpers/replicas-setup.ts'] },
+      },
+    ],
   },
 });

@@ -7,6 +7,7 @@ import { Writable } from 'node:stream';
 import { createLogger } from '../src/server/logger.js';
 import { join } from 'node:path';
 import { errorCode, pushBlob, sha256, sha512, startTestServer, type TestServer } from './helpers/server.js';
+import { REPLICA_RUN } from './helpers/replicas.js';
 
 let srv: TestServer;
 beforeAll(async () => {
@@ -240,7 +241,8 @@ describe('uploads', () => {
     expect(await errorCode(md5)).toBe('UNSUPPORTED');
   });
 
-  it('cancel (DELETE) ends the session and removes its file', async () => {
+  // This and the two tests below look at the filesystem driver's files: not on replicas (S3).
+  it.skipIf(REPLICA_RUN)('cancel (DELETE) ends the session and removes its file', async () => {
     const location = await startUpload('up/cancel');
     await fetch(`${srv.url}${location}`, { method: 'PATCH', body: 'some bytes' });
     const uuid = location.split('/').pop()!;
@@ -295,7 +297,7 @@ describe('uploads', () => {
 });
 
 describe('internal errors', () => {
-  it('answer 500 with the request id, log it, and reveal no path or stack', async () => {
+  it.skipIf(REPLICA_RUN)('answer 500 with the request id, log it, and reveal no path or stack', async () => {
     const lines: string[] = [];
     const destination = new Writable({ write(chunk, _enc, done) { lines.push(String(chunk)); done(); } });
     const own = await startTestServer({ logger: createLogger({ level: 'info', destination }) });
@@ -375,7 +377,7 @@ describe('cross-repository mount', () => {
 });
 
 describe('concurrent pushes of one blob', () => {
-  it('both succeed and one file is stored', async () => {
+  it.skipIf(REPLICA_RUN)('both succeed and one file is stored', async () => {
     const data = Buffer.alloc(2 * 1024 * 1024, 'x');
     const digest = sha256(data);
     const blobsBefore = filesUnder(join(srv.dataDir, 'blobs'));

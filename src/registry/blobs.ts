@@ -38,6 +38,9 @@ export interface UploadState {
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
+/** How long a blob GET's redirect URL stays valid (the reference registry's S3 redirects: 20 minutes). */
+const REDIRECT_TTL_SECONDS = 20 * 60;
+
 /** An upload's lease lasts this long unless renewed; a request renews it every third of it. */
 const UPLOAD_LEASE_MS = 60_000;
 /** How long a request waits for another one's lease on the same upload to be given up (ms). */
@@ -66,6 +69,14 @@ export class BlobService {
     // A client that checks a blob may be about to reference it: keep it from collection.
     await this.touches?.touch(digest.value);
     return { digest, size };
+  }
+
+  /**
+   * A URL the client may fetch the blob from directly (an S3 pre-signed GET, with
+   * `storage.s3.redirect`), or undefined to stream it through the registry.
+   */
+  redirectUrl(digest: Digest): Promise<string | undefined> {
+    return this.store.redirectUrl?.(digest.value, { ttlSeconds: REDIRECT_TTL_SECONDS }) ?? Promise.resolve(undefined);
   }
 
   /**

@@ -18,6 +18,8 @@ export type ErrorCode =
   | 'UNSUPPORTED'
   | 'TOOMANYREQUESTS'
   | 'RANGE_INVALID'
+  // not in the spec: the reference registry's code for a 503 (its storage does not answer)
+  | 'UNAVAILABLE'
   | 'UNKNOWN';
 
 const defaultStatus: Record<ErrorCode, number> = {
@@ -36,6 +38,7 @@ const defaultStatus: Record<ErrorCode, number> = {
   UNSUPPORTED: 415,
   TOOMANYREQUESTS: 429,
   RANGE_INVALID: 416,
+  UNAVAILABLE: 503,
   UNKNOWN: 500,
 };
 

@@ -1,7 +1,9 @@
 // Assembles the registry's services on their storage: the one object the server, the
 // CLI's maintenance commands and auth/ need. Nothing above src/registry sees storage/.
 
-import { openStorage } from '../../storage/open.js';
+import { openStorage, type StorageConfig } from '../../storage/open.js';
+
+export type { StorageConfig };
 import { BlobService } from './blobs.js';
 import { EventOutbox } from './events.js';
 import { GcService, removeOrphanUploads } from './gc.js';
@@ -48,11 +50,13 @@ export interface RegistryOptions {
   sweepOrphanUploads?: boolean;
   /** Told of background failures (touch writes) that are retried, never thrown. */
   onBackgroundError?: (err: unknown) => void;
+  /** PostgreSQL and/or S3 instead of the data directory (storage/open.ts). */
+  storage?: StorageConfig;
 }
 
 export async function openRegistry(dataDir: string, options: RegistryOptions = {}): Promise<Registry> {
   const readOnly = options.readOnly ?? false;
-  const { blobs: store, meta } = await openStorage(dataDir, { readOnly });
+  const { blobs: store, meta } = await openStorage(dataDir, { readOnly, storage: options.storage });
   if (options.sweepOrphanUploads && !readOnly) await removeOrphanUploads(meta, store, Date.now());
   const touches = readOnly ? undefined : new TouchRecorder(meta, options.touchIntervalMs ?? TOUCH_INTERVAL_MS, options.onBackgroundError ?? (() => undefined));
   return {

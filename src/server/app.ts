@@ -51,6 +51,14 @@ export function createApp({ registry, logger, auth, operations }: AppOptions): H
       const full = new RegistryError('UNKNOWN', 'no space left on the registry\'s storage: nothing was stored', { requestId: c.get('requestId') }, { status: 507 });
       return errorResponse(full, c.req.method);
     }
+    if ((err as { code?: unknown }).code === 'EUNAVAILABLE') {
+      // A storage service (PostgreSQL, S3) does not answer (storage/ports.ts StoreUnavailableError):
+      // the client may retry. Which service goes out; its address and error stay in the log.
+      logger.error({ requestId: c.get('requestId'), err }, 'storage unavailable');
+      const what = err.message.split(': ')[0]!;
+      const down = new RegistryError('UNAVAILABLE', `${what}: try again shortly`, { requestId: c.get('requestId') }, { headers: { 'Retry-After': '5' } });
+      return errorResponse(down, c.req.method);
+    }
     logger.error({ requestId: c.get('requestId'), err }, 'internal error');
     return errorResponse(new RegistryError('UNKNOWN', 'internal server error', { requestId: c.get('requestId') }), c.req.method);
   });

@@ -100,6 +100,9 @@ export function v2Routes(registry: Registry) {
         },
         async GET(c, [, name, reference]) {
           const { digest, size } = await blobs.stat(name!, reference!);
+          // The store serves it directly (redirect: true): the client sends its Range there.
+          const location = await blobs.redirectUrl(digest);
+          if (location) return empty(307, { Location: location, 'Docker-Content-Digest': digest.value });
           const range = parseRange(c.req.header('range'), size);
           const out = c.env.outgoing;
           const headers: Record<string, string> = blobHeaders(digest.value, size);

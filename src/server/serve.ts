@@ -6,7 +6,7 @@ import type { Server } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { MiddlewareHandler } from 'hono';
-import { openRegistry, type Registry } from '../registry/registry.js';
+import { openRegistry, type Registry, type StorageConfig } from '../registry/registry.js';
 import { createApp } from './app.js';
 import { authMiddleware } from './auth.js';
 import type { AuthConfig } from '../../auth/config.js';
@@ -50,6 +50,12 @@ export interface ServerOptions extends OperationsOptions {
    * workers of `--workers N`: their primary sweeps once, before any of them serves.
    */
   sweepOrphanUploads?: boolean;
+  /**
+   * PostgreSQL metadata and/or S3 blobs (config keys `database`, `storage.s3`), shared by
+   * replicas. With a shared database the start-up sweep is off: another replica may be
+   * writing an upload that has no session yet (scheduled collections still sweep, by age).
+   */
+  storage?: StorageConfig;
 }
 
 export interface RunningServer {
@@ -94,7 +100,8 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
   const registry = await openRegistry(options.data ?? 'data', {
     touchIntervalMs: options.touchIntervalMs,
     readOnly: options.readOnly,
-    sweepOrphanUploads: options.sweepOrphanUploads ?? true,
+    sweepOrphanUploads: options.sweepOrphanUploads ?? !options.storage?.database,
+    storage: options.storage,
     onBackgroundError: (err) => logger.error({ err }, 'writing blob touches failed: kept for the next try'),
   });
   const cache = options.proxy?.length ? enablePullThroughCache(registry, options.proxy, logger) : undefined;

@@ -38,10 +38,10 @@ const OUTPUT_LIMIT = 256 * 1024;
  * Spawns `berth serve --listen 127.0.0.1:<port> --data <dir>` and resolves once it logged
  * "listening" with its address (port 0 lets it pick a free one, read back from that line).
  */
-function spawnServe(dataDir: string, port: number, output: { text: string }): Promise<{ child: ChildProcess; port: number }> {
+function spawnServe(dataDir: string, port: number, output: { text: string }, env: NodeJS.ProcessEnv = {}): Promise<{ child: ChildProcess; port: number }> {
   const child = spawn(process.execPath, [MAIN, 'serve', '--listen', `127.0.0.1:${port}`, '--data', dataDir], {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, BERTH_LOG_LEVEL: 'info' },
+    env: { ...process.env, BERTH_LOG_LEVEL: 'info', ...env },
   });
   const append = (d: Buffer) => {
     output.text = (output.text + d.toString()).slice(-OUTPUT_LIMIT);
@@ -80,11 +80,12 @@ function killed(child: ChildProcess): Promise<void> {
   return exited;
 }
 
-export async function startBerthProcess(): Promise<BerthProcess> {
+/** `env`: more environment for `berth serve` (BERTH_DATABASE_URL, BERTH_S3_*...). */
+export async function startBerthProcess(options: { env?: NodeJS.ProcessEnv } = {}): Promise<BerthProcess> {
   if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: build first with \`npx tsc -p tsconfig.json\``);
   const dataDir = await tempDir('berth-durability-');
   const output = { text: '' };
-  const first = await spawnServe(dataDir, 0, output);
+  const first = await spawnServe(dataDir, 0, output, options.env);
   const proc: BerthProcess = {
     url: `http://127.0.0.1:${first.port}`,
     port: first.port,
@@ -93,7 +94,7 @@ export async function startBerthProcess(): Promise<BerthProcess> {
     kill9: () => killed(proc.child),
     async restart() {
       await killed(proc.child);
-      proc.child = (await spawnServe(dataDir, proc.port, output)).child;
+      proc.child = (await spawnServe(dataDir, proc.port, output, options.env)).child;
     },
     async destroy() {
       await killed(proc.child);

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startServer, type RunningServer, type ServerOptions } from '../../src/server/serve.js';
 import { createLogger } from '../../src/server/logger.js';
+import { REPLICA_RUN, startReplicaSet } from './replicas.js';
 
 export interface TestServer extends RunningServer {
   dataDir: string;
@@ -15,6 +16,8 @@ export interface TestServer extends RunningServer {
 }
 
 export async function startTestServer(options: Omit<ServerOptions, 'listen'> = {}): Promise<TestServer> {
+  // The HTTP suite's second run: two replicas on PostgreSQL + S3 (test/helpers/replicas.ts).
+  if (REPLICA_RUN) return startReplicaSet(options);
   const dataDir = options.data ?? (await mkdtemp(join(tmpdir(), 'berth-test-')));
   const server = await startServer({ logger: createLogger({ level: 'silent' }), ...options, listen: '127.0.0.1:0', data: dataDir });
   return {

@@ -59,7 +59,8 @@ export function register(program: Command): void {
       if (missing.length > 0) {
         logger.warn({ missing }, 'node was started without these flags: large uploads run about a third slower (run `berth serve` or `npm start`, or pass them to node)');
       }
-      const server = await startServer({ listen, data, logger, auth, tls, readOnly, metrics, health, events, gc, proxy, publicUrl, trustedProxies, connections }).catch(
+      const storage = { database: config.database, s3: config.storage.s3 };
+      const server = await startServer({ listen, data, logger, auth, tls, readOnly, metrics, health, events, gc, proxy, publicUrl, trustedProxies, connections, storage }).catch(
         (err: unknown) => {
           throw explainStartupError(err, { listen, data }) ?? err;
         },

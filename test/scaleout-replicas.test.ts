@@ -1,0 +1,174 @@
+// Berth replicas on one PostgreSQL and one S3 store (Ceph's gateway), all real: any
+// request may land on any replica, a replica killed with kill -9 mid-upload loses
+// nothing acknowledged, the pool survives a PostgreSQL restart, an S3 outage is a clear
+// 503, and `redirect: true` sends clients to a pre-signed URL that skopeo follows.
+
+import { afterAll, describe, expect, it } from 'vitest';
+import { createHash, randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { rm } from 'node:fs/promises';
+import { ListMultipartUploadsCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { buildBusyboxImage, e2eTools, skopeo, tempDir } from './helpers/images.js';
+import { startBerthProcess } from './helpers/berth-process.js';
+import { errorCode, pushBlob, sha256 } from './helpers/server.js';
+import { replicaServices, scaleOutStorage, sharedServices, startReplicaSet, stopSharedServices, storageEnv } from './helpers/replicas.js';
+
+const MiB = 1024 * 1024;
+const digestOf = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+
+async function startUpload(url: string, repo: string): Promise<string> {
+  const res = await fetch(`${url}/v2/${repo}/blobs/uploads/`, { method: 'POST' });
+  expect(res.status).toBe(202);
+  return res.headers.get('location')!;
+}
+
+function patch(url: string, location: string, chunk: Buffer, start: number): Promise<Response> {
+  return fetch(`${url}${location}`, { method: 'PATCH', body: chunk, headers: { 'Content-Range': `${start}-${start + chunk.length - 1}`, 'Content-Type': 'application/octet-stream' } });
+}
+
+describe.skipIf(!replicaServices())('replicas on PostgreSQL + S3', () => {
+  afterAll(stopSharedServices, 60_000);
+
+  it('completes a chunked upload whose POST, PATCHes and PUT go to three different replicas', async () => {
+    const set = await startReplicaSet({}, 3);
+    try {
+      const [a, b, c] = set.replicas.map((r) => r.url) as [string, string, string];
+      const data = randomBytes(12 * MiB + 777);
+      const location = await startUpload(a, 'scale/chunked');
+      expect((await patch(b, location, data.subarray(0, 6 * MiB), 0)).status).toBe(202);
+      const second = await patch(c, location, data.subarray(6 * MiB, 12 * MiB), 6 * MiB);
+      expect(second.status).toBe(202);
+      expect(second.headers.get('range')).toBe(`0-${12 * MiB - 1}`);
+      const put = await fetch(`${a}${location}?digest=${digestOf(data)}`, { method: 'PUT', body: data.subarray(12 * MiB) });
+      expect(put.status).toBe(201);
+      expect(put.headers.get('docker-content-digest')).toBe(digestOf(data));
+
+      const got = Buffer.from(await (await fetch(`${b}/v2/scale/chunked/blobs/${digestOf(data)}`)).arrayBuffer());
+      expect(digestOf(got)).toBe(digestOf(data));
+      // Nothing of the upload is left in the bucket, and no multipart upload is open.
+      const { s3 } = await sharedServices();
+      const left = await s3.client.send(new ListObjectsV2Command({ Bucket: set.storage.s3!.bucket, Prefix: 'uploads/' }));
+      expect(left.Contents ?? []).toEqual([]);
+      expect((await s3.client.send(new ListMultipartUploadsCommand({ Bucket: set.storage.s3!.bucket }))).Uploads ?? []).toEqual([]);
+    } finally {
+      await set.destroy();
+    }
+  });
+
+  it('loses nothing acknowledged when a replica is killed with kill -9 mid-upload; the client resumes on another', async () => {
+    const env = storageEnv(await scaleOutStorage());
+    const [a, b] = await Promise.all([startBerthProcess({ env }), startBerthProcess({ env })]);
+    try {
+      const data = randomBytes(9 * MiB);
+      const location = await startUpload(a.url, 'scale/killed');
+      const first = await patch(a.url, location, data.subarray(0, 3 * MiB), 0);
+      expect(first.status).toBe(202);
+
+      // The next chunk is half sent to replica A when A dies.
+      let sent!: () => void;
+      const halfSent = new Promise<void>((resolve) => (sent = resolve));
+      const body = new ReadableStream<Uint8Array>({
+        start(controller) {
+          controller.enqueue(data.subarray(3 * MiB, 5 * MiB));
+          sent();
+        },
+      });
+      const cut = fetch(`${a.url}${location}`, {
+        method: 'PATCH', body, duplex: 'half', headers: { 'Content-Range': `${3 * MiB}-${6 * MiB - 1}` },
+      } as RequestInit).catch((err: Error) => err);
+      await halfSent;
+      await new Promise((r) => setTimeout(r, 200)); // let the 2 MiB reach A
+      await a.kill9();
+      expect(await cut).toBeInstanceOf(Error);
+
+      // B knows the acknowledged offset and takes the upload over at once (A's pid is gone).
+      const status = await fetch(`${b.url}${location}`);
+      expect(status.status).toBe(204);
+      expect(status.headers.get('range')).toBe(`0-${3 * MiB - 1}`);
+      expect((await patch(b.url, location, data.subarray(3 * MiB), 3 * MiB)).status).toBe(202);
+      const put = await fetch(`${b.url}${location}?digest=${digestOf(data)}`, { method: 'PUT' });
+      expect(put.status).toBe(201);
+      const got = Buffer.from(await (await fetch(`${b.url}/v2/scale/killed/blobs/${digestOf(data)}`)).arrayBuffer());
+      expect(digestOf(got)).toBe(digestOf(data));
+    } finally {
+      await a.destroy();
+      await b.destroy();
+    }
+  });
+
+  it('answers 503 while PostgreSQL restarts and works after it, without crashing', async () => {
+    const set = await startReplicaSet();
+    try {
+      const digest = await pushBlob(set.url, 'scale/pg', 'kept across a database restart');
+      const { db } = await sharedServices();
+      await db.stop();
+      try {
+        for (const replica of set.replicas) {
+          const res = await fetch(`${replica.url}/v2/scale/pg/blobs/${digest}`, { method: 'HEAD' });
+          expect(res.status).toBe(503);
+          expect(res.headers.get('retry-after')).toBe('5');
+        }
+        const push = await fetch(`${set.url}/v2/scale/pg/blobs/uploads/?digest=${sha256('x')}`, { method: 'POST', body: 'x' });
+        expect(push.status).toBe(503);
+        const body = (await push.json()) as { errors: { code: string; message: string }[] };
+        expect(body.errors[0]).toMatchObject({ code: 'UNAVAILABLE', message: 'the metadata database (PostgreSQL) is unavailable: try again shortly' });
+      } finally {
+        await db.start();
+      }
+      for (const replica of set.replicas) {
+        expect((await fetch(`${replica.url}/v2/scale/pg/blobs/${digest}`, { method: 'HEAD' })).status).toBe(200);
+      }
+      expect(await pushBlob(set.url, 'scale/pg', 'pushed after the restart')).toMatch(/^sha256:/);
+    } finally {
+      await set.destroy();
+    }
+  });
+
+  it('answers 503 with a clear message while the S3 store is down, never 500', async () => {
+    const set = await startReplicaSet();
+    try {
+      const digest = await pushBlob(set.url, 'scale/s3', 'kept across an S3 outage');
+      const { s3 } = await sharedServices();
+      await s3.stopGateway();
+      try {
+        const get = await fetch(`${set.url}/v2/scale/s3/blobs/${digest}`);
+        expect(get.status).toBe(503);
+        const body = (await get.json()) as { errors: { code: string; message: string }[] };
+        expect(body.errors[0]).toMatchObject({ code: 'UNAVAILABLE', message: 'the object store (S3) is unavailable: try again shortly' });
+        const push = await fetch(`${set.url}/v2/scale/s3/blobs/uploads/?digest=${sha256('y')}`, { method: 'POST', body: 'y' });
+        expect(push.status).toBe(503);
+        expect(await errorCode(push)).toBe('UNAVAILABLE');
+      } finally {
+        await s3.startGateway();
+      }
+      expect(await (await fetch(`${set.url}/v2/scale/s3/blobs/${digest}`)).text()).toBe('kept across an S3 outage');
+    } finally {
+      await set.destroy();
+    }
+  });
+
+  it.skipIf(!e2eTools('skopeo', 'umoci', 'busybox'))('with redirect: true answers blob GETs with 307 to a pre-signed URL, which skopeo follows', async () => {
+    const set = await startReplicaSet({}, 2, { redirect: true });
+    const work = await tempDir('berth-redirect-');
+    try {
+      const img = await buildBusyboxImage(join(work, 'in'));
+      const host = set.url.slice('http://'.length);
+      await skopeo('copy', '--quiet', '--dest-tls-verify=false', img.skopeoRef, `docker://${host}/scale/redirect:v1`);
+      const layer = img.manifest.layers[0]!.digest;
+      const res = await fetch(`${set.url}/v2/scale/redirect/blobs/${layer}`, { redirect: 'manual' });
+      expect(res.status).toBe(307);
+      const location = res.headers.get('location')!;
+      expect(location.startsWith(`${set.storage.s3!.endpoint}/`)).toBe(true);
+      expect(location).toMatch(/X-Amz-Signature=/);
+      const followed = Buffer.from(await (await fetch(location)).arrayBuffer());
+      expect(digestOf(followed)).toBe(layer);
+
+      await skopeo('copy', '--quiet', '--src-tls-verify=false', `docker://${host}/scale/redirect:v1`, `oci:${join(work, 'out')}:v1`);
+      const out = await skopeo('inspect', '--raw', `oci:${join(work, 'out')}:v1`);
+      expect(digestOf(Buffer.from(out))).toBe(img.digest);
+    } finally {
+      await set.destroy();
+      await rm(work, { recursive: true, force: true });
+    }
+  });
+});
