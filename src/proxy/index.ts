@@ -18,6 +18,7 @@ import { proxyRequest } from './context.js';
 import { CacheKeeper } from './eviction.js';
 import type { ProxyHooks } from './hooks.js';
 import { proxiedManifests } from './manifests.js';
+import { proxiedTags } from './tags.js';
 import { Upstream } from './upstream.js';
 
 export type { UpstreamConfig } from './config.js';
@@ -45,6 +46,7 @@ export function enablePullThroughCache(registry: Registry, configs: UpstreamConf
   };
   registry.blobs = proxiedBlobs(registry.blobs, hooks, logger);
   registry.manifests = proxiedManifests(registry.manifests, hooks, logger);
+  registry.tags = proxiedTags(registry.tags, hooks, logger);
   const dockerHub = upstreams.find((u) => u.prefix === 'docker.io');
 
   function mirrorPath(path: string, ns: string | null): string | undefined {

@@ -17,6 +17,11 @@ import { upstreamCredentials, type UpstreamConfig } from './config.js';
 import { proxyMetrics } from './metrics.js';
 import { useUpstreamTransport } from './transport.js';
 
+/** A tags list answer is JSON of tag names: Docker Hub's largest run to a few hundred KiB. */
+const MAX_TAGS_LIST_BYTES = 4 << 20;
+/** Tags gathered at most for a list without `n`, as the registry's own lists cap `n`. */
+const MAX_TAGS = 10_000;
+
 export interface UpstreamManifest {
   digest: string;
   mediaType: string;
@@ -96,6 +101,39 @@ export class Upstream {
       throw this.failure(`manifest ${remote}:${reference}`, `its bytes hash to ${digest}, not ${claimed}`);
     }
     return { digest, mediaType, size: bytes.length, bytes };
+  }
+
+  /**
+   * All the upstream repository's tags, sorted, following its pages (up to MAX_TAGS).
+   * The cache pages them itself: registries differ in how they page (the reference
+   * registry 2.8 ignores `n` and does not sort).
+   */
+  async tags(repository: string): Promise<string[]> {
+    const remote = this.remoteName(repository);
+    const tags = new Set<string>();
+    for (let path: string | undefined = `/v2/${remote}/tags/list`; path && tags.size < MAX_TAGS; ) {
+      const res = await this.send('GET', 'tags', remote, path, { accept: 'application/json' });
+      if (res.status === 404) {
+        await res.body?.cancel();
+        throw new RegistryError('NAME_UNKNOWN', `repository name not known to registry or to the upstream ${this.describe()}`, { name: repository });
+      }
+      await this.checkStatus(res, `tags of ${remote}`);
+      const body = await readLimited(res, MAX_TAGS_LIST_BYTES, () => this.failure(`tags of ${remote}`, `the list is larger than ${MAX_TAGS_LIST_BYTES} bytes`));
+      let page: unknown;
+      try {
+        page = (JSON.parse(body.toString('utf8')) as { tags?: unknown }).tags ?? [];
+      } catch {
+        throw this.failure(`tags of ${remote}`, 'the answer is not a tags list');
+      }
+      if (!Array.isArray(page)) throw this.failure(`tags of ${remote}`, 'the answer is not a tags list');
+      const before = tags.size;
+      for (const t of page) if (typeof t === 'string') tags.add(t);
+      // Link: </v2/<name>/tags/list?n=100&last=x>; rel="next" (relative to the upstream).
+      const next = /<([^>]+)>\s*;\s*rel="?next"?/.exec(res.headers.get('link') ?? '')?.[1];
+      const url = next && tags.size > before ? new URL(next, `${this.base}/`) : undefined;
+      path = url && `${url.pathname}${url.search}`;
+    }
+    return [...tags].sort();
   }
 
   /** The size of a blob the upstream repository has; BLOB_UNKNOWN when it has none. */
