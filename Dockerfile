@@ -35,6 +35,8 @@ COPY --from=build /app/package.json ./
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY migrations ./migrations
+# The web UI's stylesheet, script and icon (src/ui/assets.ts finds them here from dist/).
+COPY src/ui/assets ./src/ui/assets
 # The image's `node` user (uid 1000) owns the data directory and nothing else.
 RUN mkdir -p /var/lib/berth && chown node:node /var/lib/berth
 USER node

@@ -25,14 +25,18 @@ function checkPassword(password: string): string {
   return password;
 }
 
+function checkGroups(groups: string[]): void {
+  for (const group of groups) {
+    if (!GROUP_RE.test(group)) throw new Error(`invalid group name "${group}"`);
+  }
+}
+
 export async function createUser(
   store: UserService,
   user: { name: string; password: string; admin: boolean; groups: string[] },
 ): Promise<void> {
   checkUsername(user.name);
-  for (const group of user.groups) {
-    if (!GROUP_RE.test(group)) throw new Error(`invalid group name "${group}"`);
-  }
+  checkGroups(user.groups);
   const passwordHash = await hashPassword(checkPassword(user.password));
   if (!(await store.add({ name: user.name, passwordHash, admin: user.admin, groups: user.groups }))) {
     throw new Error(`user "${user.name}" already exists`);
@@ -42,4 +46,9 @@ export async function createUser(
 export async function changePassword(store: UserService, name: string, password: string): Promise<void> {
   const passwordHash = await hashPassword(checkPassword(password));
   if (!(await store.setPassword(name, passwordHash))) throw new Error(`no user "${name}"`);
+}
+
+export async function setGroups(store: UserService, name: string, groups: string[]): Promise<void> {
+  checkGroups(groups);
+  if (!(await store.setGroups(name, groups))) throw new Error(`no user "${name}"`);
 }

@@ -91,7 +91,7 @@ export function makeCorpus(sizes: Sizes): Corpus {
   return { big: generatedBlob(sizes.bigBlob), chunked: new Map(sizes.chunks.map((c) => [c, generatedBlob(sizes.chunkedBlob)])) };
 }
 
-function imageManifest(config: { digest: string; size: number }, layer: { digest: string; size: number }, annotations?: Record<string, string>): Buffer {
+export function imageManifest(config: { digest: string; size: number }, layer: { digest: string; size: number }, annotations?: Record<string, string>): Buffer {
   return Buffer.from(
     JSON.stringify({
       schemaVersion: 2,

@@ -328,6 +328,30 @@ export interface LeaseState {
   until: number;
 }
 
+/** A repository at a glance (the web UI's list). */
+export interface RepositorySummary {
+  tags: number;
+  /** Bytes of every blob and manifest the repository can serve, each counted once. */
+  bytes: number;
+  /** When its newest manifest was pushed, or null. */
+  lastPush: number | null;
+}
+
+/** A tag with what it points at, for a repository's page. */
+export interface TagDetail {
+  name: string;
+  digest: string;
+  mediaType: string;
+  /** When the tag was last pushed. */
+  updatedAt: number;
+}
+
+/** Where a page of tags newest first starts: after this push time and, at the same time, this name. */
+export interface TagCursor {
+  time: number;
+  name: string;
+}
+
 export interface MetadataStore {
   /** Whether the store was opened read-only (a read-only mount): every write rejects with ReadOnlyStoreError. */
   readonly readOnly: boolean;
@@ -541,6 +565,25 @@ export interface MetadataStore {
 
   counts(): Promise<StorageCounts>;
 
+  // --- browsing (the web UI): each an index or primary-key range ----------------------
+
+  /** Undefined for an unknown repository. */
+  repositorySummary(repository: string): Promise<RepositorySummary | undefined>;
+  /**
+   * Tags newest push first (then by name), after `cursor`, whose name contains `contains`
+   * ('' for all); undefined for an unknown repository. Keyset paging: a page deep in
+   * 10,000 tags costs what the first does.
+   */
+  tagsNewestFirst(repository: string, cursor: TagCursor | undefined, contains: string, limit: number): Promise<TagDetail[] | undefined>;
+  /** Bytes of a manifest and what it references (an index: also its children's), each blob once. */
+  imageSize(repository: string, digest: string): Promise<number>;
+  /** The tags of the repository on this manifest. */
+  tagsOf(repository: string, digest: string): Promise<string[]>;
+  /** Every repository that links the blob, by name. */
+  repositoriesWithBlob(digest: string): Promise<string[]>;
+  /** The last finished collection (recordGcRun), if any. */
+  lastGcRun(): Promise<{ at: number; freedBytes: number } | undefined>;
+
   // --- users (auth/ hashes, the store only keeps the hash) ----------------------------
 
   getUser(name: string): Promise<User | undefined>;
@@ -551,6 +594,8 @@ export interface MetadataStore {
   removeUser(name: string): Promise<boolean>;
   /** Replaces the hash and sets passwordChangedAt to now; false when there is no such user. */
   setPassword(name: string, passwordHash: string): Promise<boolean>;
+  /** Replaces the user's groups; false when there is no such user. */
+  setUserGroups(name: string, groups: string[]): Promise<boolean>;
 
   // --- the event outbox ------------------------------------------------------------------
 

@@ -2,15 +2,9 @@
 // it is installed): pull times, a cache's size, its images least recently pulled first,
 // and eviction that keeps what another repository links.
 
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MetadataStore, NewManifest } from '../storage/ports.js';
-import { PostgresMetadataStore } from '../storage/postgres/metadata.js';
-import { SqliteMetadataStore } from '../storage/sqlite/metadata.js';
-import { e2eTools } from './helpers/images.js';
-import { startPostgres, type Postgres } from './helpers/postgres.js';
+import { onEachMetadataDriver, type OpenMetadata } from './helpers/metadata-drivers.js';
 
 const d = (c: string) => `sha256:${c.repeat(64).slice(0, 64)}`;
 
@@ -18,7 +12,7 @@ function manifest(repository: string, digest: string, extra: Partial<NewManifest
   return { repository, digest, mediaType: 'application/vnd.oci.image.manifest.v1+json', size: 100, artifactType: null, subject: null, annotations: null, blobs: [], children: [], tags: [], ...extra };
 }
 
-function cacheRecords(name: string, open: () => Promise<{ meta: MetadataStore; close(): Promise<void> }>) {
+function cacheRecords(name: string, open: OpenMetadata) {
   describe(`pull-through cache records on ${name}`, () => {
     let meta: MetadataStore;
     let close: () => Promise<void>;
@@ -52,28 +46,4 @@ function cacheRecords(name: string, open: () => Promise<{ meta: MetadataStore; c
   });
 }
 
-cacheRecords('SQLite', async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'berth-proxy-store-'));
-  const meta = SqliteMetadataStore.open(dir);
-  return {
-    meta,
-    async close() {
-      await meta.close();
-      await rm(dir, { recursive: true, force: true });
-    },
-  };
-});
-
-describe.skipIf(!e2eTools('postgres'))('PostgreSQL', () => {
-  let db: Postgres;
-  let url: string;
-  beforeAll(async () => {
-    db = await startPostgres();
-    url = await db.createDatabase();
-  });
-  afterAll(() => db?.destroy());
-  cacheRecords('PostgreSQL', async () => {
-    const meta = await PostgresMetadataStore.open({ url });
-    return { meta, close: () => meta.close() };
-  });
-});
+onEachMetadataDriver(cacheRecords);

@@ -39,7 +39,7 @@ describe.skipIf(!e2eTools('postgres'))('PostgreSQL metadata store', () => {
     await client.connect();
     const { rows } = await client.query('SELECT version, name FROM schema_migrations ORDER BY version');
     await client.end();
-    expect(rows).toEqual([{ version: 1, name: '001_init.sql' }, { version: 2, name: '002_proxy.sql' }]);
+    expect(rows).toEqual([{ version: 1, name: '001_init.sql' }, { version: 2, name: '002_proxy.sql' }, { version: 3, name: '003_browse.sql' }]);
   });
 
   it('links blobs per repository: a blob one replica records, the other serves only where it is linked', async () => {

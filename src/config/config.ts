@@ -98,6 +98,8 @@ export interface BerthConfig {
   health: { minFreeBytes: number };
   auth: AuthConfig;
   events: EventsConfig;
+  /** The web UI at `/` (src/ui). */
+  ui: boolean;
   /** Scheduled retention and garbage collection; off unless `interval` is set. */
   gc: { interval?: number; grace: number; deleteUntagged: boolean; uploadTtl: number; retention: RetentionRule[] };
   /** Pull-through cache: upstream registries served under repository prefixes (src/proxy). */
@@ -119,6 +121,7 @@ export const DEFAULTS: BerthConfig = {
   metrics: { enabled: true, path: '/metrics' },
   health: { minFreeBytes: 256 * 1024 ** 2 },
   auth: { mode: 'none' },
+  ui: true,
   events: { endpoints: [], backoff: 1000, maxBackoff: 5 * 60_000, maxAttempts: 0, batchSize: 50 },
   gc: { grace: DEFAULT_GRACE_MS, deleteUntagged: false, uploadTtl: DEFAULT_UPLOAD_TTL_MS, retention: [] },
   proxy: [],
@@ -149,6 +152,7 @@ const SCHEMA = section({
     }),
   }),
   readOnly: boolean,
+  ui: boolean,
   log: section({ level: oneOf(LOG_LEVELS), format: oneOf(LOG_FORMATS) }),
   tls: section({ cert: string(), key: string() }),
   metrics: section({ enabled: boolean, path: urlPath, listen: listenAddress }),
@@ -208,6 +212,7 @@ export const ENV_KEYS: Record<string, string> = {
   BERTH_LISTEN: 'listen',
   BERTH_DATA: 'data',
   BERTH_READ_ONLY: 'readOnly',
+  BERTH_UI: 'ui',
   BERTH_LOG_LEVEL: 'log.level',
   BERTH_LOG_FORMAT: 'log.format',
   BERTH_TLS_CERT: 'tls.cert',
@@ -237,6 +242,7 @@ export const FLAG_KEYS: Record<string, string> = {
   listen: 'listen',
   data: 'data',
   readOnly: 'readOnly',
+  ui: 'ui',
   logLevel: 'log.level',
   logFormat: 'log.format',
   tlsCert: 'tls.cert',
@@ -302,6 +308,7 @@ function resolve(layers: Layer[]): BerthConfig {
     readOnly: raw.readOnly ?? DEFAULTS.readOnly,
     ...(raw.database?.url ? { database: { url: raw.database.url } } : {}),
     storage: { ...(raw.storage?.s3 ? { s3: s3Config(raw.storage.s3, sourceOf) } : {}) },
+    ui: raw.ui ?? DEFAULTS.ui,
     log: { ...DEFAULTS.log, ...raw.log },
     metrics: { ...DEFAULTS.metrics, ...raw.metrics },
     health: { ...DEFAULTS.health, ...raw.health },

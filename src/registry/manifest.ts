@@ -20,6 +20,11 @@ const IMAGE_TYPES = new Set<string>([MediaType.ociManifest, MediaType.dockerMani
 const INDEX_TYPES = new Set<string>([MediaType.ociIndex, MediaType.dockerManifestList]);
 const SCHEMA1_TYPES = new Set<string>([MediaType.dockerSchema1, MediaType.dockerSchema1Signed]);
 
+/** Whether a manifest of this media type is an index (OCI index or Docker manifest list). */
+export function isIndexMediaType(mediaType: string): boolean {
+  return INDEX_TYPES.has(mediaType);
+}
+
 export interface Descriptor {
   mediaType: string;
   digest: string;

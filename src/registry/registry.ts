@@ -5,6 +5,7 @@ import { openStorage, type StorageConfig } from '../../storage/open.js';
 
 export type { StorageConfig };
 import { BlobService } from './blobs.js';
+import { BrowseService } from './browse.js';
 import { EventOutbox } from './events.js';
 import { GcService, removeOrphanUploads } from './gc.js';
 import { HealthService } from './health.js';
@@ -22,6 +23,8 @@ export interface Registry {
   readOnly: boolean;
   blobs: BlobService;
   manifests: ManifestService;
+  /** Reads for browsing (the web UI). */
+  browse: BrowseService;
   tags: TagService;
   catalog: CatalogService;
   referrers: ReferrerService;
@@ -59,11 +62,13 @@ export async function openRegistry(dataDir: string, options: RegistryOptions = {
   const { blobs: store, meta } = await openStorage(dataDir, { readOnly, storage: options.storage });
   if (options.sweepOrphanUploads && !readOnly) await removeOrphanUploads(meta, store, Date.now());
   const touches = readOnly ? undefined : new TouchRecorder(meta, options.touchIntervalMs ?? TOUCH_INTERVAL_MS, options.onBackgroundError ?? (() => undefined));
+  const manifests = new ManifestService(meta, store);
   return {
     dataDir,
     readOnly,
     blobs: new BlobService(meta, store, touches),
-    manifests: new ManifestService(meta, store),
+    manifests,
+    browse: new BrowseService(meta, store, manifests),
     tags: new TagService(meta),
     catalog: new CatalogService(meta),
     referrers: new ReferrerService(meta),

@@ -30,4 +30,9 @@ export class UserService {
   setPassword(name: string, passwordHash: string): Promise<boolean> {
     return this.meta.setPassword(name, passwordHash);
   }
+
+  /** Replaces the user's groups; false when there is no such user. */
+  setGroups(name: string, groups: string[]): Promise<boolean> {
+    return this.meta.setUserGroups(name, groups);
+  }
 }

@@ -16,9 +16,11 @@ export interface AppOptions {
   auth?: MiddlewareHandler<Env>;
   /** Operations (src/server/operations.ts): middleware run after the request id and before auth, and routes outside /v2. */
   operations?: { middleware: MiddlewareHandler<Env>[]; routes(app: Hono<Env>): void };
+  /** The web UI's routes (src/ui), outside /v2; absent when it is off. */
+  ui?: (app: Hono<Env>) => void;
 }
 
-export function createApp({ registry, logger, auth, operations }: AppOptions): Hono<Env> {
+export function createApp({ registry, logger, auth, operations, ui }: AppOptions): Hono<Env> {
   const app = new Hono<Env>();
   const { dispatch } = v2Routes(registry);
 
@@ -73,6 +75,7 @@ export function createApp({ registry, logger, auth, operations }: AppOptions): H
   // Storage usage per repository, for admins (the auth check asks for registry:catalog:*).
   app.get('/v2/_berth/usage', async (c) => c.json(await registry.usage.report()));
   app.all('/v2/*', (c) => dispatch(c));
+  ui?.(app);
 
   app.notFound((c) => errorResponse(noSuchEndpoint(c.req.path), c.req.method));
   return app;

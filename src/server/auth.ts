@@ -31,14 +31,14 @@ const MAX_TOKEN_FORM_BYTES = 64 * 1024;
 /**
  * The middleware for `config.mode` (token or basic) on the registry's users service and
  * data directory; `clients` says who a request comes from and where it was sent (publicUrl,
- * trusted proxies).
+ * trusted proxies); `service` when the caller shares it (the web UI signs in with it).
  */
 export function authMiddleware(
   registry: Pick<Registry, 'users' | 'dataDir'>,
   config: AuthConfig,
   clients = new ClientAddresses(),
+  service = AuthService.open(config, registry.users, registry.dataDir),
 ): MiddlewareHandler<Env> {
-  const service = AuthService.open(config, registry.users, registry.dataDir);
   const { mode } = service.config;
   if (mode === 'none') throw new Error('authMiddleware: auth mode is none');
   const http: HttpContext = { service, clients };

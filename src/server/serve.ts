@@ -10,6 +10,8 @@ import { openRegistry, type Registry, type StorageConfig } from '../registry/reg
 import { createApp } from './app.js';
 import { authMiddleware } from './auth.js';
 import type { AuthConfig } from '../../auth/config.js';
+import { AuthService } from '../../auth/service.js';
+import { uiRoutes } from '../ui/app.js';
 import { createLogger, type Logger } from './logger.js';
 import { startMaintenance, type MaintenanceOptions } from './maintenance.js';
 import type { Env } from './routes.js';
@@ -56,6 +58,8 @@ export interface ServerOptions extends OperationsOptions {
    * writing an upload that has no session yet (scheduled collections still sweep, by age).
    */
   storage?: StorageConfig;
+  /** The web UI at `/` (src/ui); on unless false. Off with a custom auth middleware, which it could not sign in with. */
+  ui?: boolean;
 }
 
 export interface RunningServer {
@@ -105,14 +109,17 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     onBackgroundError: (err) => logger.error({ err }, 'writing blob touches failed: kept for the next try'),
   });
   const cache = options.proxy?.length ? enablePullThroughCache(registry, options.proxy, logger) : undefined;
+  const authConfig = typeof options.auth === 'object' && options.auth.mode !== 'none' ? options.auth : undefined;
+  // One service for /v2 and the UI's sign-in: the same users, rules and failed-login throttle.
+  const authService = authConfig && AuthService.open(authConfig, registry.users, registry.dataDir);
   const auth =
-    typeof options.auth === 'function'
-      ? await options.auth(registry)
-      : options.auth && options.auth.mode !== 'none'
-        ? authMiddleware(registry, options.auth, clients)
-        : undefined;
+    typeof options.auth === 'function' ? await options.auth(registry) : authConfig && authMiddleware(registry, authConfig, clients, authService);
   const ops = operations(registry, logger, options);
-  const app = createApp({ registry, logger, auth, operations: ops.app });
+  const ui =
+    options.ui === false || typeof options.auth === 'function'
+      ? undefined
+      : (app: Parameters<typeof uiRoutes>[0]) => uiRoutes(app, { registry, auth: authService, clients, readOnly: options.readOnly === true });
+  const app = createApp({ registry, logger, auth, operations: ops.app, ui });
   const fetch = cache ? cache.wrapFetch(app.fetch) : app.fetch;
   const tls = options.tls;
   const server = (

@@ -23,6 +23,9 @@ import {
   type QueuedEvent,
   type RepositoryUsage,
   type StorageCounts,
+  type RepositorySummary,
+  type TagCursor,
+  type TagDetail,
   type TagRecord,
   type UnusedManifest,
   type UploadLease,
@@ -30,6 +33,7 @@ import {
   type User,
 } from '../ports.js';
 import { createPool, migrate, unavailable, type PoolOptions } from './db.js';
+import { BROWSE_SQL } from './browse.js';
 
 /** Key of the advisory lock every write transaction holds (any constant unique to Berth). */
 const WRITE_LOCK = 0x62657274_77; // "bertw"
@@ -720,6 +724,52 @@ export class PostgresMetadataStore implements MetadataStore {
 
   async setPassword(name: string, passwordHash: string): Promise<boolean> {
     return (await this.run('UPDATE users SET password_hash = $2, password_changed_at = $3 WHERE name = $1', [name, passwordHash, Math.floor(Date.now() / 1000)])) > 0;
+  }
+
+  setUserGroups(name: string, groups: string[]): Promise<boolean> {
+    return this.write(async (c) => {
+      if (!(await c.query('SELECT 1 FROM users WHERE name = $1', [name])).rowCount) return false;
+      await c.query('DELETE FROM user_groups WHERE user_name = $1', [name]);
+      if (groups.length) {
+        await c.query('INSERT INTO user_groups (user_name, group_name) SELECT $1, g FROM unnest($2::text[]) AS g ON CONFLICT DO NOTHING', [name, groups]);
+      }
+      return true;
+    });
+  }
+
+  // --- browsing (the web UI) -------------------------------------------------------------
+
+  private async browseRepoId(repository: string): Promise<number | undefined> {
+    return (await this.rows<{ id: number }>(BROWSE_SQL.repoId, [repository]))[0]?.id;
+  }
+
+  async repositorySummary(repository: string): Promise<RepositorySummary | undefined> {
+    const repo = await this.browseRepoId(repository);
+    if (repo === undefined) return undefined;
+    return (await this.rows<RepositorySummary>(BROWSE_SQL.summary, [repo]))[0];
+  }
+
+  async tagsNewestFirst(repository: string, cursor: TagCursor | undefined, contains: string, limit: number): Promise<TagDetail[] | undefined> {
+    const repo = await this.browseRepoId(repository);
+    if (repo === undefined) return undefined;
+    return this.rows<TagDetail>(BROWSE_SQL.tags, [repo, cursor?.time ?? Number.MAX_SAFE_INTEGER, cursor?.name ?? '', contains, limit]);
+  }
+
+  async imageSize(repository: string, digest: string): Promise<number> {
+    return (await this.rows<{ size: number }>(BROWSE_SQL.imageSize, [repository, digest]))[0]?.size ?? 0;
+  }
+
+  async tagsOf(repository: string, digest: string): Promise<string[]> {
+    return (await this.rows<{ name: string }>(BROWSE_SQL.tagsOf, [repository, digest])).map((r) => r.name);
+  }
+
+  async repositoriesWithBlob(digest: string): Promise<string[]> {
+    return (await this.rows<{ name: string }>(BROWSE_SQL.holders, [digest])).map((r) => r.name);
+  }
+
+  async lastGcRun(): Promise<{ at: number; freedBytes: number } | undefined> {
+    const row = (await this.rows<{ at: number | null; freedBytes: number | null }>(BROWSE_SQL.lastGcRun))[0];
+    return row?.at == null ? undefined : { at: row.at, freedBytes: row.freedBytes ?? 0 };
   }
 
   // --- the event outbox ------------------------------------------------------------------

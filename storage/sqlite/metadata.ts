@@ -6,6 +6,7 @@
 
 import type { Db } from './db.js';
 import { openDatabase, openInMemory } from './db.js';
+import { prepareBrowse } from './browse.js';
 import {
   BlobMarkedError,
   ReadOnlyStoreError,
@@ -18,8 +19,11 @@ import {
   type NewManifest,
   type OutboxEvent,
   type QueuedEvent,
+  type RepositorySummary,
   type RepositoryUsage,
   type StorageCounts,
+  type TagCursor,
+  type TagDetail,
   type TagRecord,
   type UnusedManifest,
   type UploadLease,
@@ -329,12 +333,14 @@ function prepare(db: Db) {
 
 export class SqliteMetadataStore implements MetadataStore {
   private readonly s: ReturnType<typeof prepare>;
+  private readonly browse: ReturnType<typeof prepareBrowse>;
 
   constructor(
     private readonly db: Db,
     readonly readOnly = false,
   ) {
     this.s = prepare(db);
+    this.browse = prepareBrowse(db);
   }
 
   static open(dataDir: string, options: { readOnly?: boolean } = {}): SqliteMetadataStore {
@@ -725,6 +731,41 @@ export class SqliteMetadataStore implements MetadataStore {
     });
   }
 
+  repositorySummary(repository: string): Promise<RepositorySummary | undefined> {
+    return this.read(() => {
+      const repo = this.s.repoId.get(repository);
+      return repo && this.browse.summary.get({ repo: repo.id });
+    });
+  }
+
+  tagsNewestFirst(repository: string, cursor: TagCursor | undefined, contains: string, limit: number): Promise<TagDetail[] | undefined> {
+    return this.read(() => {
+      const repo = this.s.repoId.get(repository);
+      if (!repo) return undefined;
+      const beforeTime = cursor?.time ?? Number.MAX_SAFE_INTEGER;
+      return this.browse.tags.all({ repo: repo.id, beforeTime, afterName: cursor?.name ?? '', contains, limit });
+    });
+  }
+
+  imageSize(repository: string, digest: string): Promise<number> {
+    return this.read(() => this.browse.imageSize.get({ repository, digest })!.size);
+  }
+
+  tagsOf(repository: string, digest: string): Promise<string[]> {
+    return this.read(() => this.browse.tagsOf.all(repository, digest).map((r) => r.name));
+  }
+
+  repositoriesWithBlob(digest: string): Promise<string[]> {
+    return this.read(() => this.browse.holders.all(digest).map((r) => r.name));
+  }
+
+  lastGcRun(): Promise<{ at: number; freedBytes: number } | undefined> {
+    return this.read(() => {
+      const row = this.browse.lastGcRun.get();
+      return row?.at == null ? undefined : { at: row.at, freedBytes: row.freedBytes ?? 0 };
+    });
+  }
+
   getUser(name: string): Promise<User | undefined> {
     return this.read(() => {
       const row = this.s.getUser.get(name);
@@ -752,6 +793,15 @@ export class SqliteMetadataStore implements MetadataStore {
 
   setPassword(name: string, passwordHash: string): Promise<boolean> {
     return this.write(() => this.s.setPassword.run(passwordHash, Math.floor(Date.now() / 1000), name).changes > 0);
+  }
+
+  setUserGroups(name: string, groups: string[]): Promise<boolean> {
+    return this.write(() => {
+      if (!this.s.getUser.get(name)) return false;
+      this.browse.clearGroups.run(name);
+      for (const group of groups) this.s.insertGroup.run(name, group);
+      return true;
+    });
   }
 
   enqueueEvents(events: OutboxEvent[]): Promise<void> {

@@ -33,6 +33,8 @@ export const TOOLS = {
   'ceph-mon': '/usr/bin/ceph-mon',
   'ceph-osd': '/usr/bin/ceph-osd',
   radosgw: '/usr/bin/radosgw',
+  // the web UI's browser tests (Debian: chromium)
+  chromium: '/usr/bin/chromium',
 } as const;
 export type Tool = keyof typeof TOOLS;
 
@@ -111,6 +113,8 @@ export interface BusyboxImageOptions {
   os?: string;
   architecture?: string;
   cmd?: string[];
+  /** Image config labels. */
+  labels?: Record<string, string>;
 }
 
 /** A fresh temporary directory (the caller removes it, or uses `withTempDir`). */
@@ -177,6 +181,7 @@ export async function buildBusyboxImage(dir: string, opts: BusyboxImageOptions =
     '--architecture',
     opts.architecture ?? 'amd64',
     ...(opts.cmd ?? ['/bin/busybox', 'sh']).flatMap((c) => ['--config.cmd', c]),
+    ...Object.entries(opts.labels ?? {}).flatMap(([k, v]) => ['--config.label', `${k}=${v}`]),
   ]);
   await tool('umoci', ['gc', '--layout', dir]);
   const entry = await indexEntry(dir, tag);

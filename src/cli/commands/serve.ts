@@ -19,6 +19,7 @@ export function register(program: Command): void {
     .option('--listen <host:port>', 'address to listen on (env BERTH_LISTEN; default 0.0.0.0:5000)')
     .option('--data <dir>', 'data directory (env BERTH_DATA; default ./data)')
     .option('--read-only', 'maintenance mode: refuse pushes and deletes, serve pulls (env BERTH_READ_ONLY=1)')
+    .option('--ui <true|false>', 'the web UI at / (env BERTH_UI; default true): --ui=false turns it off')
     .option('--tls-cert <pem>', 'serve HTTPS with this certificate; SIGHUP reloads it (env BERTH_TLS_CERT)')
     .option('--tls-key <pem>', 'private key of --tls-cert (env BERTH_TLS_KEY)')
     .option('--log-level <level>', 'trace, debug, info, warn, error or silent (env BERTH_LOG_LEVEL; default info)')
@@ -47,7 +48,7 @@ export function register(program: Command): void {
         return;
       }
       const logger = createLogger({ level: config.log.level, format: config.log.format });
-      const { listen, data, tls, readOnly, metrics, health, events, auth, proxy, publicUrl, trustedProxies, connections } = config;
+      const { listen, data, tls, readOnly, metrics, health, events, auth, proxy, publicUrl, trustedProxies, connections, ui } = config;
       const gc = {
         intervalMs: config.gc.interval,
         graceMs: config.gc.grace,
@@ -60,13 +61,13 @@ export function register(program: Command): void {
         logger.warn({ missing }, 'node was started without these flags: large uploads run about a third slower (run `berth serve` or `npm start`, or pass them to node)');
       }
       const storage = { database: config.database, s3: config.storage.s3 };
-      const server = await startServer({ listen, data, logger, auth, tls, readOnly, metrics, health, events, gc, proxy, publicUrl, trustedProxies, connections, storage }).catch(
+      const server = await startServer({ listen, data, logger, auth, tls, readOnly, metrics, health, events, gc, proxy, publicUrl, trustedProxies, connections, storage, ui }).catch(
         (err: unknown) => {
           throw explainStartupError(err, { listen, data }) ?? err;
         },
       );
       logger.info(
-        { listen: `${server.host}:${server.port}`, data, url: server.url, readOnly, metrics: metrics.enabled ? (server.metricsUrl ?? `${server.url}${metrics.path}`) : false },
+        { listen: `${server.host}:${server.port}`, data, url: server.url, readOnly, ui, metrics: metrics.enabled ? (server.metricsUrl ?? `${server.url}${metrics.path}`) : false },
         'berth registry listening',
       );
       // SIGHUP: a renewed certificate is picked up without a restart (systemctl reload).

@@ -1,0 +1,3 @@
+-- Tags newest first, for browsing a repository (the web UI, storage/sqlite/browse.ts):
+-- a page of a repository with 10,000 tags is read from the index, never sorted whole.
+CREATE INDEX tags_updated ON tags(repo_id, updated_at DESC, name);
