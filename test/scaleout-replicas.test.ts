@@ -6,14 +6,20 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { rm } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { fileURLToPath } from 'node:url';
+import { stringify } from 'yaml';
 import { ListMultipartUploadsCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { buildBusyboxImage, e2eTools, skopeo, tempDir } from './helpers/images.js';
 import { startBerthProcess } from './helpers/berth-process.js';
-import { errorCode, pushBlob, sha256 } from './helpers/server.js';
+import { errorCode, pushBlob, pushImage, sha256 } from './helpers/server.js';
 import { replicaServices, scaleOutStorage, sharedServices, startReplicaSet, stopSharedServices, storageEnv } from './helpers/replicas.js';
 
 const MiB = 1024 * 1024;
+const MAIN = fileURLToPath(new URL('../dist/src/cli/main.js', import.meta.url));
+const run = promisify(execFile);
 const digestOf = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
 async function startUpload(url: string, repo: string): Promise<string> {
@@ -144,6 +150,43 @@ describe.skipIf(!replicaServices())('replicas on PostgreSQL + S3', () => {
       expect(await (await fetch(`${set.url}/v2/scale/s3/blobs/${digest}`)).text()).toBe('kept across an S3 outage');
     } finally {
       await set.destroy();
+    }
+  });
+
+  it('runs gc, retention, scrub, du and user with --config on PostgreSQL + S3, while the replicas serve', async () => {
+    const set = await startReplicaSet();
+    const work = await tempDir('berth-scaleout-cli-');
+    try {
+      const config = join(work, 'berth.yaml');
+      await writeFile(config, stringify({ data: join(work, 'unused'), database: set.storage.database, storage: { s3: set.storage.s3 } }));
+      const berth = async (...args: string[]) => (await run(process.execPath, [MAIN, ...args, '--config', config], { env: { ...process.env, BERTH_CONFIG: '' } })).stdout;
+
+      const kept = await pushImage(set.url, 'cli/repo', 'v1', 'an image the repository keeps');
+      const dropped = await pushBlob(set.url, 'cli/repo', 'a blob the repository lets go');
+      expect((await fetch(`${set.url}/v2/cli/repo/blobs/${dropped}`, { method: 'DELETE' })).status).toBe(202);
+
+      const du = JSON.parse(await berth('du', '--json')) as { storedBlobs: number; repositories: { repository: string }[] };
+      expect(du.storedBlobs).toBe(5); // config, two layers, manifest, and the dropped blob
+      expect(du.repositories.map((r) => r.repository)).toEqual(['cli/repo']);
+
+      const gc = JSON.parse(await berth('gc', '--grace', '0s', '--json')) as { blobsDeleted: number };
+      expect(gc.blobsDeleted).toBe(1);
+      for (const layer of kept.layers) expect((await fetch(`${set.replicas[1]!.url}/v2/cli/repo/blobs/${sha256(layer)}`)).status).toBe(200);
+      const { s3 } = await sharedServices();
+      const objects = await s3.client.send(new ListObjectsV2Command({ Bucket: set.storage.s3!.bucket, Prefix: 'blobs/' }));
+      expect((objects.Contents ?? []).map((o) => o.Key)).not.toContain(`blobs/sha256/${dropped.slice(7, 9)}/${dropped.slice(7)}`);
+      expect(objects.Contents).toHaveLength(4);
+
+      const scrub = JSON.parse(await berth('scrub', '--json')) as { checked: number; missingFiles: string[]; corrupted: unknown[] };
+      expect(scrub).toMatchObject({ checked: 4, missingFiles: [], corrupted: [] });
+      expect(await berth('retention', '--keep-last', '1', '--dry-run', '--json')).toBeTruthy();
+
+      expect(await berth('user', 'add', 'alice')).toMatch(/alice/); // prints the random password
+      const users = JSON.parse(await berth('user', 'ls', '--json')) as { name: string }[];
+      expect(users.map((u) => u.name)).toEqual(['alice']);
+    } finally {
+      await set.destroy();
+      await rm(work, { recursive: true, force: true });
     }
   });
 

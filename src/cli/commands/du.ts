@@ -1,16 +1,17 @@
 // `berth du`: storage used by every repository, and the part only it uses.
 
 import type { Command } from 'commander';
-import { dataOption, formatBytes, openDataDir, printJson } from '../maintenance.js';
+import { configOption, dataOption, formatBytes, openDataDir, printJson } from '../maintenance.js';
 
 export function register(program: Command): void {
   program
     .command('du')
     .description('show the storage used by each repository')
     .option(...dataOption)
+    .option(...configOption)
     .option('--json', 'print the report as JSON')
-    .action(async (opts: { data: string; json?: boolean }) => {
-      const registry = await openDataDir(opts.data);
+    .action(async (opts: { data?: string; config?: string; json?: boolean }) => {
+      const registry = await openDataDir(opts);
       try {
         const usage = await registry.usage.report();
         if (opts.json) return printJson(usage);

@@ -4,7 +4,7 @@
 import type { Command } from 'commander';
 import { DEFAULT_GRACE_MS } from '../../registry/gc.js';
 import { parseDuration } from '../../registry/duration.js';
-import { dataOption, formatBytes, openDataDir, printJson } from '../maintenance.js';
+import { configOption, dataOption, formatBytes, openDataDir, printJson } from '../maintenance.js';
 import { formatGraceNote } from '../grace-note.js';
 
 export function register(program: Command): void {
@@ -12,13 +12,14 @@ export function register(program: Command): void {
     .command('gc')
     .description('delete blobs and manifests nothing references; safe while the registry serves')
     .option(...dataOption)
+    .option(...configOption)
     .option('--dry-run', 'report what would be deleted, delete nothing')
     .option('--delete-untagged', 'also delete manifests no tag, index or subject holds')
     .option('--grace <duration>', 'keep what was uploaded or used this recently', '1h')
     .option('--upload-ttl <duration>', 'remove upload sessions idle this long', '24h')
     .option('--json', 'print the report as JSON')
-    .action(async (opts: { data: string; dryRun?: boolean; deleteUntagged?: boolean; grace: string; uploadTtl: string; json?: boolean }) => {
-      const registry = await openDataDir(opts.data);
+    .action(async (opts: { data?: string; config?: string; dryRun?: boolean; deleteUntagged?: boolean; grace: string; uploadTtl: string; json?: boolean }) => {
+      const registry = await openDataDir(opts);
       try {
         const report = await registry.gc.collect({
           dryRun: opts.dryRun,

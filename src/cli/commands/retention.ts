@@ -5,13 +5,14 @@ import type { Command } from 'commander';
 import { readFile } from 'node:fs/promises';
 import { parse } from 'yaml';
 import { parseRetentionRules, type RetentionRule } from '../../registry/retention.js';
-import { dataOption, openDataDir, printJson } from '../maintenance.js';
+import { configOption, dataOption, openDataDir, printJson } from '../maintenance.js';
 
 export function register(program: Command): void {
   program
     .command('retention')
     .description('delete tags (and the manifests they alone held) by retention rules')
     .option(...dataOption)
+    .option(...configOption)
     .option('--rules <file>', 'YAML file with a `retention:` list of rules')
     .option('--repositories <glob>', 'a single rule: the repositories it governs', '**')
     .option('--keep-last <n>', 'a single rule: keep the newest N tags')
@@ -19,7 +20,7 @@ export function register(program: Command): void {
     .option('--protect <globs>', 'a single rule: comma-separated tag globs never deleted', 'latest')
     .option('--dry-run', 'show what would go, delete nothing')
     .option('--json', 'print the decisions as JSON')
-    .action(async (opts: { data: string; rules?: string; repositories: string; keepLast?: string; olderThan?: string; protect: string; dryRun?: boolean; json?: boolean }) => {
+    .action(async (opts: { data?: string; config?: string; rules?: string; repositories: string; keepLast?: string; olderThan?: string; protect: string; dryRun?: boolean; json?: boolean }) => {
       let rules: RetentionRule[];
       if (opts.rules) {
         const doc = parse(await readFile(opts.rules, 'utf8')) as { retention?: unknown } | null;
@@ -34,7 +35,7 @@ export function register(program: Command): void {
           },
         ]);
       }
-      const registry = await openDataDir(opts.data);
+      const registry = await openDataDir(opts);
       try {
         const plan = await registry.retention.plan(rules);
         const result = opts.dryRun ? undefined : await registry.retention.apply(plan);

@@ -1,17 +1,18 @@
 // `berth scrub`: re-hashes every blob and checks metadata against files.
 
 import type { Command } from 'commander';
-import { dataOption, formatBytes, openDataDir, printJson } from '../maintenance.js';
+import { configOption, dataOption, formatBytes, openDataDir, printJson } from '../maintenance.js';
 
 export function register(program: Command): void {
   program
     .command('scrub')
     .description('verify every blob file and the metadata; quarantine corrupt blobs')
     .option(...dataOption)
+    .option(...configOption)
     .option('--repair', 'forget rows whose file is gone or corrupt, remove files without rows')
     .option('--json', 'print the report as JSON')
-    .action(async (opts: { data: string; repair?: boolean; json?: boolean }) => {
-      const registry = await openDataDir(opts.data);
+    .action(async (opts: { data?: string; config?: string; repair?: boolean; json?: boolean }) => {
+      const registry = await openDataDir(opts);
       try {
         const r = await registry.scrub.run({ repair: opts.repair });
         const problems = r.corrupted.length + r.missingFiles.length + r.wrongSize.length + r.orphanFiles.length + r.brokenManifests.length + r.danglingTags.length;

@@ -1,16 +1,16 @@
-// `berth user add|rm|ls|passwd`: the registry's users, kept in the data directory's
-// database (the server need not be stopped: SQLite in WAL mode takes both).
+// `berth user add|rm|ls|passwd`: the registry's users, kept in its metadata database
+// (the data directory's SQLite, or the PostgreSQL of --config); the server need not be
+// stopped.
 
 import type { Command } from 'commander';
 import { randomBytes } from 'node:crypto';
-import { openRegistry } from '../../registry/registry.js';
+import { configOption, dataOption, openDataDir, type StorageFlags } from '../maintenance.js';
 import type { UserService } from '../../registry/users.js';
 import { changePassword, checkUsername, createUser } from '../../../auth/accounts.js';
 
-const DATA_OPTION = ['--data <dir>', 'data directory (env BERTH_DATA)', process.env.BERTH_DATA ?? 'data'] as const;
-
-async function withUsers<T>(dataDir: string, fn: (users: UserService) => Promise<T> | T): Promise<T> {
-  const registry = await openRegistry(dataDir);
+async function withUsers<T>(flags: StorageFlags, fn: (users: UserService) => Promise<T> | T): Promise<T> {
+  // The first user may come before the first serve: the database is created if need be.
+  const registry = await openDataDir(flags, { mustExist: false });
   try {
     return await fn(registry.users);
   } finally {
@@ -42,9 +42,10 @@ export function register(program: Command): void {
     .option('--admin', 'may do everything, the catalog included')
     .option('--group <group...>', 'groups named by access rules')
     .option('--password-stdin', 'read the password from standard input')
-    .option(...DATA_OPTION)
-    .action(async (name: string, opts: { admin?: boolean; group?: string[]; passwordStdin?: boolean; data: string }) => {
-      await withUsers(opts.data, async (users) => {
+    .option(...dataOption)
+    .option(...configOption)
+    .action(async (name: string, opts: { admin?: boolean; group?: string[]; passwordStdin?: boolean; data?: string; config?: string }) => {
+      await withUsers(opts, async (users) => {
         checkUsername(name);
         if (await users.get(name)) throw new Error(`user "${name}" already exists`);
         const password = await passwordFor(name, opts.passwordStdin);
@@ -55,9 +56,10 @@ export function register(program: Command): void {
   user
     .command('rm <name>')
     .description('remove a user (tokens already issued to them expire on their own, in minutes)')
-    .option(...DATA_OPTION)
-    .action(async (name: string, opts: { data: string }) => {
-      await withUsers(opts.data, async (users) => {
+    .option(...dataOption)
+    .option(...configOption)
+    .action(async (name: string, opts: { data?: string; config?: string }) => {
+      await withUsers(opts, async (users) => {
         if (!(await users.remove(name))) throw new Error(`no user "${name}"`);
       });
     });
@@ -66,9 +68,10 @@ export function register(program: Command): void {
     .command('ls')
     .description('list users')
     .option('--json', 'as JSON')
-    .option(...DATA_OPTION)
-    .action(async (opts: { json?: boolean; data: string }) => {
-      const list = await withUsers(opts.data, (users) => users.list());
+    .option(...dataOption)
+    .option(...configOption)
+    .action(async (opts: { json?: boolean; data?: string; config?: string }) => {
+      const list = await withUsers(opts, (users) => users.list());
       if (opts.json) {
         const rows = list.map((u) => ({ name: u.name, admin: u.admin, groups: u.groups, created: new Date(u.createdAt).toISOString() }));
         process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
@@ -83,9 +86,10 @@ export function register(program: Command): void {
     .command('passwd <name>')
     .description("change a user's password (their refresh tokens stop working)")
     .option('--password-stdin', 'read the password from standard input')
-    .option(...DATA_OPTION)
-    .action(async (name: string, opts: { passwordStdin?: boolean; data: string }) => {
-      await withUsers(opts.data, async (users) => {
+    .option(...dataOption)
+    .option(...configOption)
+    .action(async (name: string, opts: { passwordStdin?: boolean; data?: string; config?: string }) => {
+      await withUsers(opts, async (users) => {
         if (!(await users.get(name))) throw new Error(`no user "${name}"`);
         await changePassword(users, name, await passwordFor(name, opts.passwordStdin));
       });
