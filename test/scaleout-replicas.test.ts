@@ -14,7 +14,8 @@ import { stringify } from 'yaml';
 import { ListMultipartUploadsCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { buildBusyboxImage, e2eTools, skopeo, tempDir } from './helpers/images.js';
 import { startBerthProcess } from './helpers/berth-process.js';
-import { errorCode, pushBlob, pushImage, sha256 } from './helpers/server.js';
+import { errorCode, pushBlob, pushImage, sha256, type TestImage } from './helpers/server.js';
+import type { RunningServer } from '../src/server/serve.js';
 import { replicaServices, scaleOutStorage, sharedServices, startReplicaSet, stopSharedServices, storageEnv } from './helpers/replicas.js';
 
 const MiB = 1024 * 1024;
@@ -148,6 +149,57 @@ describe.skipIf(!replicaServices())('replicas on PostgreSQL + S3', () => {
         await s3.startGateway();
       }
       expect(await (await fetch(`${set.url}/v2/scale/s3/blobs/${digest}`)).text()).toBe('kept across an S3 outage');
+    } finally {
+      await set.destroy();
+    }
+  });
+
+  it('keeps every blob of every kept manifest while one replica pushes and deletes and another collects', async () => {
+    const set = await startReplicaSet({ touchIntervalMs: 50 });
+    try {
+      const [pusher, collector] = set.replicas as [RunningServer, RunningServer];
+      let pushing = true;
+      let freed = 0;
+      const collections = (async () => {
+        let runs = 0;
+        while (pushing || runs < 3) {
+          freed += (await collector.registry.gc.collect({ graceMs: 500, settleMs: 0 })).blobsDeleted;
+          runs++;
+        }
+        return runs;
+      })();
+      const kept: TestImage[] = [];
+      let refused = 0;
+      for (let i = 0; i < 12; i++) {
+        try {
+          const img = await pushImage(pusher.url, 'scale/gc', `t${i}`, `image ${i} pushed during collections`);
+          // Every other image is deleted again: its blobs are the collector's work.
+          if (i % 2) expect((await fetch(`${pusher.url}/v2/scale/gc/manifests/${img.digest}`, { method: 'DELETE' })).status).toBe(202);
+          else kept.push(img);
+        } catch (err) {
+          // A blob collected between its upload and the manifest that references it is
+          // MANIFEST_BLOB_UNKNOWN, and the client pushes it again: refused, never lost.
+          expect(String(err)).toMatch(/MANIFEST_BLOB_UNKNOWN/);
+          refused++;
+        }
+      }
+      pushing = false;
+      expect(await collections).toBeGreaterThanOrEqual(3);
+      // One more run once the grace period of the last deletions is over.
+      await new Promise((r) => setTimeout(r, 600));
+      freed += (await collector.registry.gc.collect({ graceMs: 500, settleMs: 0 })).blobsDeleted;
+      expect(freed).toBeGreaterThan(0);
+      expect(kept.length).toBeGreaterThan(0);
+      for (const img of kept) {
+        for (const blob of [img.config, ...img.layers]) {
+          const res = await fetch(`${set.url}/v2/scale/gc/blobs/${sha256(blob)}`);
+          expect(res.status).toBe(200);
+          expect(Buffer.from(await res.arrayBuffer()).equals(blob)).toBe(true);
+        }
+        expect((await fetch(`${set.url}/v2/scale/gc/manifests/${img.digest}`)).status).toBe(200);
+      }
+      const scrub = await pusher.registry.scrub.run();
+      expect(scrub).toMatchObject({ missingFiles: [], wrongSize: [], corrupted: [], brokenManifests: [], danglingTags: [] });
     } finally {
       await set.destroy();
     }
