@@ -25,6 +25,7 @@ import { register as gc } from './gc.js';
 import { register as retention } from './retention.js';
 import { register as scrub } from './scrub.js';
 import { register as du } from './du.js';
+import { register as importRegistry } from './import.js';
 import { register as cert } from './cert.js';
 import { register as build } from './build.js';
 import { register as commit } from './commit.js';
@@ -63,6 +64,7 @@ export function registerCommands(program: Command): void {
   retention(program);
   scrub(program);
   du(program);
+  importRegistry(program);
   cert(program);
   build(program);
   commit(program);
