@@ -2,10 +2,14 @@ import { defineConfig } from 'vitest/config';
 
 /**
  * The HTTP suite, run a second time against two replicas on PostgreSQL + S3 (requests
- * alternating between them; test/helpers/replicas.ts). `--project berth` runs only the
- * first pass.
+ * alternating between them; test/helpers/replicas.ts), and the HTTP API tests against
+ * `berth serve --workers 2` in a child process (test/helpers/server.ts,
+ * BERTH_TEST_WORKERS): a request may land on another process than the one before it
+ * (an upload's POST, PATCH and PUT, a GC run in another process). `--project berth`
+ * runs only the first pass.
  */
 const REPLICA_SUITE = ['test/api-blobs.test.ts', 'test/api-manifests.test.ts', 'test/e2e-skopeo.test.ts'];
+const WORKER_SUITE = ['test/api-blobs.test.ts', 'test/api-manifests.test.ts', 'test/gc.test.ts'];
 
 export default defineConfig({
   test: {
@@ -19,6 +23,7 @@ export default defineConfig({
         extends: true,
         test: { name: 'replicas', include: REPLICA_SUITE, env: { BERTH_TEST_REPLICAS: '1' }, setupFiles: ['test/helpers/replicas-setup.ts'] },
       },
+      { extends: true, test: { name: 'workers-2', include: WORKER_SUITE, env: { BERTH_TEST_WORKERS: '2' } } },
     ],
   },
 });

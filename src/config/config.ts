@@ -89,6 +89,8 @@ export interface BerthConfig {
   storage: { s3?: S3Config };
   /** Maintenance: writes are refused with 405 UNSUPPORTED, reads go on. */
   readOnly: boolean;
+  /** Processes serving the same port and data directory (`--workers`); default: the number of cores. */
+  workers?: number;
   log: { level: (typeof LOG_LEVELS)[number]; format: (typeof LOG_FORMATS)[number] };
   /** HTTPS when both are set; SIGHUP reloads them. */
   tls?: { cert: string; key: string };
@@ -153,6 +155,7 @@ const SCHEMA = section({
   }),
   readOnly: boolean,
   ui: boolean,
+  workers: integer(1),
   log: section({ level: oneOf(LOG_LEVELS), format: oneOf(LOG_FORMATS) }),
   tls: section({ cert: string(), key: string() }),
   metrics: section({ enabled: boolean, path: urlPath, listen: listenAddress }),
@@ -213,6 +216,7 @@ export const ENV_KEYS: Record<string, string> = {
   BERTH_DATA: 'data',
   BERTH_READ_ONLY: 'readOnly',
   BERTH_UI: 'ui',
+  BERTH_WORKERS: 'workers',
   BERTH_LOG_LEVEL: 'log.level',
   BERTH_LOG_FORMAT: 'log.format',
   BERTH_TLS_CERT: 'tls.cert',
@@ -243,6 +247,7 @@ export const FLAG_KEYS: Record<string, string> = {
   data: 'data',
   readOnly: 'readOnly',
   ui: 'ui',
+  workers: 'workers',
   logLevel: 'log.level',
   logFormat: 'log.format',
   tlsCert: 'tls.cert',
@@ -306,6 +311,7 @@ function resolve(layers: Layer[]): BerthConfig {
     listen: raw.listen ?? DEFAULTS.listen,
     data: raw.data ?? DEFAULTS.data,
     readOnly: raw.readOnly ?? DEFAULTS.readOnly,
+    ...(raw.workers !== undefined ? { workers: raw.workers } : {}),
     ...(raw.database?.url ? { database: { url: raw.database.url } } : {}),
     storage: { ...(raw.storage?.s3 ? { s3: s3Config(raw.storage.s3, sourceOf) } : {}) },
     ui: raw.ui ?? DEFAULTS.ui,

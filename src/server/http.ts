@@ -45,10 +45,11 @@ export function uploadBody(req: IncomingMessage): Body {
 }
 
 /**
- * Reads a whole body up to `limit` bytes (a manifest, the token form); 413 past it, and
- * the connection is closed rather than the rest read. `what` names the body in messages;
- * a body that ends early or disagrees with its Content-Length is `MANIFEST_INVALID` for a
- * manifest, else 400 `UNSUPPORTED`.
+ * Reads a whole body up to `limit` bytes (a manifest, the token form); 413 past it. A body
+ * at most `limit` bytes too long is read to its end and dropped first, so the client
+ * (which is still sending) gets the 413 instead of a broken pipe; a longer one is cut
+ * off. `what` names the body in messages; a body that ends early or disagrees with its
+ * Content-Length is `MANIFEST_INVALID` for a manifest, else 400 `UNSUPPORTED`.
  */
 export async function readLimited(req: IncomingMessage, limit: number, what = 'manifest'): Promise<Buffer> {
   const declared = contentLength(req);
@@ -56,19 +57,21 @@ export async function readLimited(req: IncomingMessage, limit: number, what = 'm
     new RegistryError('SIZE_INVALID', `${what} is larger than ${limit} bytes`, { limit }, { status: 413, headers: { Connection: 'close' } });
   const invalid = (message: string) =>
     what === 'manifest' ? new RegistryError('MANIFEST_INVALID', message) : new RegistryError('UNSUPPORTED', `${what}: ${message}`, undefined, { status: 400 });
-  if (declared !== undefined && declared > limit) throw tooLarge();
+  const drainLimit = 2 * limit;
+  if (declared !== undefined && declared > drainLimit) throw tooLarge();
   const chunks: Buffer[] = [];
   let total = 0;
   try {
     for await (const chunk of req) {
       total += (chunk as Buffer).length;
-      if (total > limit) throw tooLarge();
-      chunks.push(chunk as Buffer);
+      if (total > drainLimit) throw tooLarge();
+      if (total <= limit) chunks.push(chunk as Buffer);
     }
   } catch (err) {
     if (err instanceof RegistryError) throw err;
     throw invalid('request body ended early');
   }
+  if (total > limit) throw tooLarge();
   if (declared !== undefined && total !== declared) throw invalid(`body had ${total} bytes, Content-Length said ${declared}`);
   return Buffer.concat(chunks, total);
 }

@@ -39,7 +39,9 @@ const OUTPUT_LIMIT = 256 * 1024;
  * "listening" with its address (port 0 lets it pick a free one, read back from that line).
  */
 function spawnServe(dataDir: string, port: number, output: { text: string }, env: NodeJS.ProcessEnv = {}): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn(process.execPath, [MAIN, 'serve', '--listen', `127.0.0.1:${port}`, '--data', dataDir], {
+  // One process unless the run asks for more: SIGKILL must hit the process that writes.
+  const workers = process.env.BERTH_TEST_WORKERS ?? '1';
+  const child = spawn(process.execPath, [MAIN, 'serve', '--workers', workers, '--listen', `127.0.0.1:${port}`, '--data', dataDir], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, BERTH_LOG_LEVEL: 'info', ...env },
   });

@@ -1,7 +1,17 @@
 // Starts a real Berth server on a random loopback port with a fresh data directory,
 // and small HTTP helpers for talking to it in tests.
+//
+// With BERTH_TEST_WORKERS=N (N > 1) the server is `berth serve --workers N` in a child
+// process (test/helpers/cluster-server.mjs), so the same tests check that every request
+// may land on any process; `registry` is then this process's own view of the same data
+// directory, as `berth gc` would have. Options that are functions (a custom auth
+// middleware, a logger) keep the server in this process.
 
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import type { Server } from 'node:http';
+import { fileURLToPath } from 'node:url';
+import { openRegistry } from '../../src/registry/registry.js';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,16 +25,61 @@ export interface TestServer extends RunningServer {
   destroy(): Promise<void>;
 }
 
+const WORKERS = Number(process.env.BERTH_TEST_WORKERS ?? 1);
+const CLUSTER_ENTRY = fileURLToPath(new URL('./cluster-server.mjs', import.meta.url));
+
 export async function startTestServer(options: Omit<ServerOptions, 'listen'> = {}): Promise<TestServer> {
   // The HTTP suite's second run: two replicas on PostgreSQL + S3 (test/helpers/replicas.ts).
   if (REPLICA_RUN) return startReplicaSet(options);
   const dataDir = options.data ?? (await mkdtemp(join(tmpdir(), 'berth-test-')));
+  const inProcess = Object.values(options).some((v) => typeof v === 'function') || options.logger !== undefined;
+  if (WORKERS > 1 && !inProcess) return startClusterServer(options, dataDir);
   const server = await startServer({ logger: createLogger({ level: 'silent' }), ...options, listen: '127.0.0.1:0', data: dataDir });
   return {
     ...server,
     dataDir,
     async destroy() {
       await server.close();
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The server as `berth serve --workers N`, in a child process. */
+async function startClusterServer(options: Omit<ServerOptions, 'listen'>, dataDir: string): Promise<TestServer> {
+  const child = spawn(process.execPath, [CLUSTER_ENTRY], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, BERTH_TEST_SERVER: JSON.stringify({ ...options, listen: '127.0.0.1:0', data: dataDir }) },
+  });
+  const ready = await new Promise<{ url: string; port: number; host: string; metricsUrl?: string }>((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const line = out.split('\n').find((l) => l.startsWith('{"url"'));
+      if (line) resolve(JSON.parse(line));
+    });
+    child.once('exit', (code) => reject(new Error(`the cluster test server exited with ${code} before listening`)));
+  });
+  const registry = await openRegistry(dataDir, { touchIntervalMs: options.touchIntervalMs });
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    (closing ??= (async () => {
+      await registry.close();
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await exited;
+    })());
+  return {
+    ...ready,
+    registry,
+    // Connections live in the workers: closing them is the child's business.
+    server: { closeAllConnections() {}, closeIdleConnections() {} } as unknown as Server,
+    reloadTls: () => void child.kill('SIGHUP'),
+    close,
+    dataDir,
+    async destroy() {
+      await close();
       await rm(dataDir, { recursive: true, force: true });
     },
   };

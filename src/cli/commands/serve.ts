@@ -3,7 +3,9 @@
 // ./data): src/config/config.ts merges and checks them.
 
 import type { Command } from 'commander';
+import { availableParallelism } from 'node:os';
 import { startServer } from '../../server/serve.js';
+import { isWorker, runPrimary } from '../../server/cluster.js';
 import { createLogger } from '../../server/logger.js';
 import { missingNodeFlags } from '../node-flags.js';
 import { loadConfig } from '../../config/config.js';
@@ -18,6 +20,7 @@ export function register(program: Command): void {
     .option('--print-config', 'print the settings in effect (secrets hidden) and exit')
     .option('--listen <host:port>', 'address to listen on (env BERTH_LISTEN; default 0.0.0.0:5000)')
     .option('--data <dir>', 'data directory (env BERTH_DATA; default ./data)')
+    .option('--workers <n>', 'processes serving the same port and data directory (env BERTH_WORKERS; default: the number of cores; 1: one process)')
     .option('--read-only', 'maintenance mode: refuse pushes and deletes, serve pulls (env BERTH_READ_ONLY=1)')
     .option('--ui <true|false>', 'the web UI at / (env BERTH_UI; default true): --ui=false turns it off')
     .option('--tls-cert <pem>', 'serve HTTPS with this certificate; SIGHUP reloads it (env BERTH_TLS_CERT)')
@@ -57,15 +60,19 @@ export function register(program: Command): void {
         retention: config.gc.retention,
       };
       const missing = missingNodeFlags();
-      if (missing.length > 0) {
+      if (missing.length > 0 && !isWorker()) {
         logger.warn({ missing }, 'node was started without these flags: large uploads run about a third slower (run `berth serve` or `npm start`, or pass them to node)');
       }
       const storage = { database: config.database, s3: config.storage.s3 };
-      const server = await startServer({ listen, data, logger, auth, tls, readOnly, metrics, health, events, gc, proxy, publicUrl, trustedProxies, connections, storage, ui }).catch(
-        (err: unknown) => {
-          throw explainStartupError(err, { listen, data }) ?? err;
-        },
-      );
+      const workers = config.workers ?? availableParallelism();
+      const explained = (err: unknown) => {
+        throw explainStartupError(err, { listen, data }) ?? err;
+      };
+      if (workers > 1 && !isWorker()) return runPrimary({ workers, data, readOnly, logger, storage }).catch(explained);
+      // A worker's primary swept the upload files a crash left, before any worker served;
+      // with a database shared by replicas no one may (gc removes them, by age).
+      const sweepOrphanUploads = !isWorker() && !storage.database;
+      const server = await startServer({ listen, data, logger, auth, tls, readOnly, metrics, health, events, gc, proxy, publicUrl, trustedProxies, connections, storage, ui, sweepOrphanUploads }).catch(explained);
       logger.info(
         { listen: `${server.host}:${server.port}`, data, url: server.url, readOnly, ui, metrics: metrics.enabled ? (server.metricsUrl ?? `${server.url}${metrics.path}`) : false },
         'berth registry listening',
