@@ -3,22 +3,10 @@
 
 import { RegistryError } from './errors.js';
 import { parseDigest } from './names.js';
+import { bareMediaType, IMAGE_MANIFEST_TYPES as IMAGE_TYPES, INDEX_TYPES, MediaType, SCHEMA1_TYPES } from '../oci/media-types.js';
 
-export const MediaType = {
-  ociManifest: 'application/vnd.oci.image.manifest.v1+json',
-  ociIndex: 'application/vnd.oci.image.index.v1+json',
-  dockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
-  dockerManifestList: 'application/vnd.docker.distribution.manifest.list.v2+json',
-  dockerSchema1: 'application/vnd.docker.distribution.manifest.v1+json',
-  dockerSchema1Signed: 'application/vnd.docker.distribution.manifest.v1+prettyjws',
-} as const;
-
-/** The manifest size limit (the reference registry's too): larger PUTs get 413. */
-export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
-
-const IMAGE_TYPES = new Set<string>([MediaType.ociManifest, MediaType.dockerManifest]);
-const INDEX_TYPES = new Set<string>([MediaType.ociIndex, MediaType.dockerManifestList]);
-const SCHEMA1_TYPES = new Set<string>([MediaType.dockerSchema1, MediaType.dockerSchema1Signed]);
+export { MAX_MANIFEST_BYTES } from '../oci/limits.js';
+export { MediaType, bareMediaType };
 
 /** Whether a manifest of this media type is an index (OCI index or Docker manifest list). */
 export function isIndexMediaType(mediaType: string): boolean {
@@ -61,11 +49,6 @@ export interface ParsedManifest {
 
 function invalid(message: string, detail?: unknown): RegistryError {
   return new RegistryError('MANIFEST_INVALID', message, detail);
-}
-
-/** The media type without parameters such as `; charset=utf-8`. */
-export function bareMediaType(contentType: string | undefined | null): string {
-  return (contentType ?? '').split(';')[0]!.trim().toLowerCase();
 }
 
 function checkDescriptor(value: unknown, where: string): Descriptor {
