@@ -119,9 +119,12 @@ describe.skipIf(!replicaServices())('replicas on PostgreSQL + S3', () => {
         expect(push.status).toBe(503);
         const body = (await push.json()) as { errors: { code: string; message: string }[] };
         expect(body.errors[0]).toMatchObject({ code: 'UNAVAILABLE', message: 'the metadata database (PostgreSQL) is unavailable: try again shortly' });
+        // The replicas leave the load balancer's rotation (Kubernetes readiness probe).
+        expect((await fetch(`${set.replicas[0]!.url}/readyz`)).status).toBe(503);
       } finally {
         await db.start();
       }
+      expect((await fetch(`${set.replicas[0]!.url}/readyz`)).status).toBe(200);
       for (const replica of set.replicas) {
         expect((await fetch(`${replica.url}/v2/scale/pg/blobs/${digest}`, { method: 'HEAD' })).status).toBe(200);
       }
@@ -145,9 +148,11 @@ describe.skipIf(!replicaServices())('replicas on PostgreSQL + S3', () => {
         const push = await fetch(`${set.url}/v2/scale/s3/blobs/uploads/?digest=${sha256('y')}`, { method: 'POST', body: 'y' });
         expect(push.status).toBe(503);
         expect(await errorCode(push)).toBe('UNAVAILABLE');
+        expect((await fetch(`${set.replicas[1]!.url}/readyz`)).status).toBe(503);
       } finally {
         await s3.startGateway();
       }
+      expect((await fetch(`${set.replicas[1]!.url}/readyz`)).status).toBe(200);
       expect(await (await fetch(`${set.url}/v2/scale/s3/blobs/${digest}`)).text()).toBe('kept across an S3 outage');
     } finally {
       await set.destroy();
