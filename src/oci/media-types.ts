@@ -17,6 +17,16 @@ export const IMAGE_MANIFEST_TYPES: ReadonlySet<string> = new Set([MediaType.ociM
 export const INDEX_TYPES: ReadonlySet<string> = new Set([MediaType.ociIndex, MediaType.dockerManifestList]);
 export const SCHEMA1_TYPES: ReadonlySet<string> = new Set([MediaType.dockerSchema1, MediaType.dockerSchema1Signed]);
 
+/**
+ * Layers that are not to be pushed to registries ("foreign" layers, such as Windows base
+ * layers): only these may name where they live with `urls` instead of being pushed.
+ */
+const NON_DISTRIBUTABLE_LAYER = /^application\/vnd\.(oci\.image\.layer\.nondistributable\.v1\.tar(\+gzip|\+zstd)?|docker\.image\.rootfs\.foreign\.diff\.tar(\.gzip)?)$/;
+
+export function isNonDistributableLayer(mediaType: string): boolean {
+  return NON_DISTRIBUTABLE_LAYER.test(mediaType);
+}
+
 /** The media type without parameters such as `; charset=utf-8`. */
 export function bareMediaType(contentType: string | undefined | null): string {
   return (contentType ?? '').split(';')[0]!.trim().toLowerCase();

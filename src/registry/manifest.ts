@@ -3,7 +3,7 @@
 
 import { RegistryError } from './errors.js';
 import { parseDigest } from './names.js';
-import { bareMediaType, IMAGE_MANIFEST_TYPES as IMAGE_TYPES, INDEX_TYPES, MediaType, SCHEMA1_TYPES } from '../oci/media-types.js';
+import { bareMediaType, IMAGE_MANIFEST_TYPES as IMAGE_TYPES, INDEX_TYPES, isNonDistributableLayer, MediaType, SCHEMA1_TYPES } from '../oci/media-types.js';
 
 export { MAX_MANIFEST_BYTES } from '../oci/limits.js';
 export { MediaType, bareMediaType };
@@ -22,12 +22,6 @@ export interface Descriptor {
   annotations?: Record<string, string>;
   platform?: unknown;
 }
-
-/**
- * Layers that are not to be pushed to registries ("foreign" layers, such as Windows base
- * layers): only these may name where they live with `urls` instead of being pushed.
- */
-const NON_DISTRIBUTABLE_TYPES = /^application\/vnd\.(oci\.image\.layer\.nondistributable\.v1\.tar(\+gzip|\+zstd)?|docker\.image\.rootfs\.foreign\.diff\.tar(\.gzip)?)$/;
 
 export interface ParsedManifest {
   mediaType: string;
@@ -136,8 +130,8 @@ export function parseManifest(body: Buffer, contentType: string | undefined): Pa
     const layers = m.layers.map((l, i) => checkDescriptor(l, `layers[${i}]`));
     const blobs: ParsedManifest['blobs'] = [{ digest: config.digest, kind: 'config', size: config.size }];
     layers.forEach((layer, i) => {
-      // Urls of an ordinary layer change nothing: it must have been pushed.
-      const foreign = NON_DISTRIBUTABLE_TYPES.test(layer.mediaType) && (layer.urls?.length ?? 0) > 0;
+      // Only a non-distributable layer may live at its urls; an ordinary one must be pushed, urls or not.
+      const foreign = isNonDistributableLayer(layer.mediaType) && (layer.urls?.length ?? 0) > 0;
       if (foreign) checkUrls(layer.urls!, `layers[${i}]`);
       blobs.push({ digest: layer.digest, kind: 'layer', size: layer.size, ...(foreign ? { foreign } : {}) });
     });
