@@ -553,6 +553,15 @@ describe('logins under attack', () => {
     expect((await login('bob', 'bob-password', '10.1.0.1')).status).toBe(200);
   });
 
+  it('counts an IPv6 client by its /64: guesses from 20 addresses of one network stop at the limit', async () => {
+    const guesses: Response[] = [];
+    for (let i = 0; i < 20; i++) guesses.push(await login(`nobody${i}`, 'guess', `2001:db8:7:1::${(i + 1).toString(16)}`));
+    console.log('guesses from 20 addresses of one IPv6 /64:', statusCounts(guesses));
+    expect(statusCounts(guesses)).toEqual({ 401: 5, 429: 15 });
+    // Another /64 is another client.
+    expect((await login('nobody99', 'guess', '2001:db8:7:2::1')).status).toBe(401);
+  });
+
   it('bounds the password hashes in flight: a flood gets 429 when the queue is full, blob GETs stay fast', async () => {
     const root = await token(server, ['root', 'root-password'], 'repository:root/flood:pull,push');
     const blob = Buffer.alloc(1 << 20, 7);

@@ -74,7 +74,7 @@ interface HttpContext {
 /** Checks a password under the failed-login throttle of the client's address and the account; 429 when refused. */
 async function throttledLogin({ service, clients }: HttpContext, c: Ctx, name: string, password: string): Promise<Identity | null> {
   try {
-    return await service.login(name, password, clients.of(c.env.incoming));
+    return await service.login(name, password, clients.groupOf(c.env.incoming));
   } catch (err) {
     if (!(err instanceof LoginRefusedError)) throw err;
     throw new RegistryError('TOOMANYREQUESTS', err.message, undefined, {

@@ -20,6 +20,22 @@ function plainAddress(address: string): string {
   return m ? m[1]! : address;
 }
 
+/**
+ * The unit a limit counts per client: an IPv4 address, or the /64 network of an IPv6
+ * one, since one subscriber usually holds a whole /64 and could otherwise try from
+ * 2^64 addresses.
+ */
+export function addressGroup(address: string): string {
+  const plain = plainAddress(address);
+  if (isIP(plain) !== 6) return plain;
+  const [head, tail] = plain.split('::') as [string, string | undefined];
+  const left = head ? head.split(':') : [];
+  const right = tail ? tail.split(':') : [];
+  // An embedded IPv4 tail (::ffff:1.2.3.4 aside, handled above) holds two groups.
+  const groups = tail === undefined ? left : [...left, ...Array(8 - left.length - right.length - (right.at(-1)?.includes('.') ? 1 : 0)).fill('0'), ...right];
+  return `${groups.slice(0, 4).map((g) => (parseInt(g, 16) || 0).toString(16)).join(':')}::/64`;
+}
+
 /** Parses `trustedProxies`; throws on an entry that is not an address or a CIDR range. */
 export function trustedProxyList(entries: readonly string[]): BlockList {
   const list = new BlockList();
@@ -52,6 +68,11 @@ export class ClientAddresses {
     const plain = plainAddress(address);
     const family = isIP(plain);
     return family !== 0 && this.proxies.check(plain, family === 6 ? 'ipv6' : 'ipv4');
+  }
+
+  /** What the login throttle counts a request against: its client's address group (addressGroup). */
+  groupOf(req: IncomingMessage): string {
+    return addressGroup(this.of(req));
   }
 
   /**

@@ -7,12 +7,12 @@
 
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import type { ClientAddresses } from './client-address.js';
+import { addressGroup, type ClientAddresses } from './client-address.js';
 import { hasBody } from './http.js';
 import type { Logger } from './logger.js';
 
 export interface ConnectionLimits {
-  /** Open connections one client address may hold; 0 for no cap. Trusted proxies are not capped. */
+  /** Open connections one client address (an IPv6 /64) may hold; 0 for no cap. Trusted proxies are not capped. */
   maxPerAddress: number;
   /**
    * A request body that brings fewer than MIN_BODY_PROGRESS bytes within this many
@@ -40,8 +40,8 @@ function capPerAddress(server: Server, clients: ClientAddresses, max: number, lo
   let lastWarning = 0;
   // A TLS server's 'connection' is the TCP socket, before any handshake: refused ones cost nothing.
   server.on('connection', (socket: Socket) => {
-    const address = socket.remoteAddress ?? 'unknown';
-    if (clients.isTrustedProxy(address)) return;
+    if (clients.isTrustedProxy(socket.remoteAddress)) return;
+    const address = addressGroup(socket.remoteAddress ?? 'unknown');
     const count = (open.get(address) ?? 0) + 1;
     if (count > max) {
       if (Date.now() - lastWarning >= 1000) {
