@@ -1,12 +1,14 @@
 // The "data loss and crashes" items of issue #18, against real processes: `berth gc`
 // killed at random points of a sweep, a dry run beside a held write lock, a blob DELETE
-// of a layer a manifest uses, and upload files that no session owns.
+// of a layer a manifest uses, upload files that no session owns, and a full disk (a
+// small tmpfs: needs root, as CI runs).
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import Database from 'better-sqlite3';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, utimesSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, rmSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startBerthProcess, type BerthProcess } from './helpers/berth-process.js';
@@ -160,4 +162,79 @@ describe('upload files without a session', () => {
       await second.destroy();
     }
   });
+});
+
+/** Mounts a tmpfs of `size` at `at`; the reason when it cannot (not root). */
+function mountTmpfs(at: string, size: string): string | undefined {
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', at], { stdio: 'pipe' });
+    return undefined;
+  } catch (err) {
+    return (err as { stderr?: Buffer }).stderr?.toString().trim() || String(err);
+  }
+}
+
+/** Writes a file until the file system is full. */
+function fill(path: string): void {
+  const fd = openSync(path, 'a');
+  const chunk = Buffer.alloc(64 * 1024);
+  try {
+    for (;;) writeSync(fd, chunk);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+const full = { at: mkdtempSync(join(tmpdir(), 'berth-full-')), failure: undefined as string | undefined };
+full.failure = mountTmpfs(full.at, '1m');
+if (full.failure) {
+  if (process.env.BERTH_REQUIRE_E2E === '1') throw new Error(`cannot mount a tmpfs for the full-disk test (BERTH_REQUIRE_E2E=1): ${full.failure}`);
+  process.stderr.write(`skipping the full-disk test: cannot mount a tmpfs (needs root): ${full.failure}\n`);
+} else {
+  execFileSync('umount', [full.at]);
+}
+
+describe.skipIf(full.failure !== undefined)('a full disk', () => {
+  beforeAll(() => {
+    mountTmpfs(full.at, '24m');
+  });
+  afterAll(() => {
+    execFileSync('umount', [full.at]);
+    rmSync(full.at, { recursive: true, force: true });
+  });
+
+  it('keeps pulls working, lets the server start, refuses pushes with 507, and gc frees space', async () => {
+    const data = join(full.at, 'data');
+    let server = await startTestServer({ data, touchIntervalMs: 50 });
+    const image = await pushImage(server.url, 'full/app', 'v1', 'full disk');
+    const layer = sha256(image.layers[0]!);
+    const filler = join(full.at, 'filler');
+    fill(filler);
+    try {
+      // Pulls go on over many touch flushes, each of which finds the disk full.
+      for (let i = 0; i < 10; i++) {
+        expect((await fetch(`${server.url}/v2/full/app/manifests/v1`)).status).toBe(200);
+        expect(Buffer.from(await (await fetch(`${server.url}/v2/full/app/blobs/${layer}`)).arrayBuffer()).equals(image.layers[0]!)).toBe(true);
+        await sleep(30);
+      }
+      await server.close();
+      fill(filler); // whatever a failed write gave back
+      server = await startTestServer({ data, touchIntervalMs: 50 });
+      expect((await fetch(`${server.url}/v2/full/app/blobs/${layer}`)).status).toBe(200);
+      const big = randomBytes(8 << 20);
+      const refused = await fetch(`${server.url}/v2/full/app/blobs/uploads/?digest=${sha256(big)}`, { method: 'POST', body: big });
+      expect(refused.status).toBe(507);
+      expect(readdirSync(join(data, 'uploads')).filter((f) => f.startsWith('manifest-'))).toEqual([]);
+
+      // Deleting and collecting work on the full disk, and free the space.
+      expect((await fetch(`${server.url}/v2/full/app/manifests/${image.digest}`, { method: 'DELETE' })).status).toBe(202);
+      const report = await server.registry.gc.collect({ graceMs: 0, settleMs: 0 });
+      expect(report.blobsDeleted).toBe(4);
+    } finally {
+      rmSync(filler, { force: true });
+      await server.destroy();
+    }
+  }, 60_000);
 });

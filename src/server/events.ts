@@ -87,8 +87,13 @@ export class EventDispatcher {
    */
   async start(): Promise<void> {
     if (this.readOnly) return;
-    const dropped = await this.queue.dropEndpointsExcept([...this.endpoints.keys()]);
-    if (dropped) this.logger.warn({ dropped }, 'dropped queued events of webhook endpoints no longer configured');
+    try {
+      const dropped = await this.queue.dropEndpointsExcept([...this.endpoints.keys()]);
+      if (dropped) this.logger.warn({ dropped }, 'dropped queued events of webhook endpoints no longer configured');
+    } catch (err) {
+      // A full or busy database must not keep the registry from starting: the next start tries again.
+      this.logger.error({ err }, 'could not drop the queued events of webhook endpoints no longer configured');
+    }
     if (this.endpoints.size === 0) return;
     this.running = this.loop();
   }

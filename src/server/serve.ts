@@ -77,6 +77,21 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
+/** Logs a failure that repeats every second (a full disk) once a minute, with how often it happened since. */
+function onceAMinute(log: (err: unknown, repeated: number) => void): (err: unknown) => void {
+  let last = 0;
+  let repeated = 0;
+  return (err) => {
+    if (Date.now() - last < 60_000) {
+      repeated++;
+      return;
+    }
+    log(err, repeated);
+    last = Date.now();
+    repeated = 0;
+  };
+}
+
 export function parseListen(listen: string): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(listen) ?? /^()()(\d+)$/.exec(listen);
   if (!m) throw new Error(`invalid listen address ${JSON.stringify(listen)}: use host:port`);
@@ -106,7 +121,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     readOnly: options.readOnly,
     sweepOrphanUploads: options.sweepOrphanUploads ?? !options.storage?.database,
     storage: options.storage,
-    onBackgroundError: (err) => logger.error({ err }, 'writing blob touches failed: kept for the next try'),
+    onBackgroundError: onceAMinute((err, repeated) => logger.error({ err, repeated }, 'writing blob touches failed: kept for the next try')),
   });
   const cache = options.proxy?.length ? enablePullThroughCache(registry, options.proxy, logger) : undefined;
   const authConfig = typeof options.auth === 'object' && options.auth.mode !== 'none' ? options.auth : undefined;

@@ -2,7 +2,7 @@
 // of migrations/sqlite/ that it has not seen yet, each in its own transaction.
 
 import Database from 'better-sqlite3';
-import { existsSync, readdirSync, readFileSync, mkdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -29,6 +29,45 @@ function migrationsDir(): string {
   throw new Error('migrations directory not found');
 }
 
+/**
+ * Space kept free for the database on a full disk: a file of this size in the data
+ * directory, given up when SQLite finds the disk full (at start-up, or on a write such
+ * as a collection's), and made again at the next start-up with room. Without it a full
+ * disk would keep the server from starting and `gc` from freeing anything.
+ */
+const RESERVE_FILE = '.space-reserve';
+const RESERVE_BYTES = 2 << 20;
+
+export function isDiskFull(err: unknown): boolean {
+  const code = (err as { code?: unknown })?.code;
+  return code === 'SQLITE_FULL' || code === 'ENOSPC';
+}
+
+/** At open, a full disk shows as an I/O error too: the WAL index (-shm) cannot grow. */
+function mayBeDiskFull(err: unknown): boolean {
+  const code = (err as { code?: unknown })?.code;
+  return isDiskFull(err) || (typeof code === 'string' && code.startsWith('SQLITE_IOERR'));
+}
+
+/** Gives the reserve up; false when there was none left. */
+export function releaseReserve(dataDir: string): boolean {
+  const path = join(dataDir, RESERVE_FILE);
+  if (!existsSync(path)) return false;
+  rmSync(path, { force: true });
+  return true;
+}
+
+/** Makes the reserve when it is missing and there is room (a failed attempt leaves nothing). */
+function keepReserve(dataDir: string): void {
+  const path = join(dataDir, RESERVE_FILE);
+  if (existsSync(path)) return;
+  try {
+    writeFileSync(path, Buffer.alloc(RESERVE_BYTES));
+  } catch {
+    rmSync(path, { force: true });
+  }
+}
+
 export function openDatabase(dataDir: string, options: { readOnly?: boolean } = {}): Db {
   const path = join(dataDir, 'registry.db');
   // A new, empty registry in read-only mode: made once (on a writable directory), then opened read-only.
@@ -38,6 +77,18 @@ export function openDatabase(dataDir: string, options: { readOnly?: boolean } = 
     return openReadOnly(path);
   }
   mkdirSync(dataDir, { recursive: true });
+  let db: Db;
+  try {
+    db = openWritable(path);
+  } catch (err) {
+    if (!mayBeDiskFull(err) || !releaseReserve(dataDir)) throw err;
+    db = openWritable(path);
+  }
+  keepReserve(dataDir);
+  return db;
+}
+
+function openWritable(path: string): Db {
   const db = new Database(path);
   db.pragma('journal_mode = WAL');
   // FULL: a commit is on disk before it is acknowledged (NORMAL in WAL mode can lose the
@@ -46,7 +97,12 @@ export function openDatabase(dataDir: string, options: { readOnly?: boolean } = 
   db.pragma('synchronous = FULL');
   db.pragma('foreign_keys = ON');
   db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
-  migrate(db);
+  try {
+    migrate(db);
+  } catch (err) {
+    db.close();
+    throw err;
+  }
   return db;
 }
 

@@ -5,7 +5,7 @@
 // busy handler. Every change a domain operation makes is one short transaction.
 
 import type { Db } from './db.js';
-import { openDatabase, openInMemory } from './db.js';
+import { isDiskFull, openDatabase, openInMemory, releaseReserve } from './db.js';
 import { prepareBrowse } from './browse.js';
 import {
   BlobMarkedError,
@@ -338,13 +338,15 @@ export class SqliteMetadataStore implements MetadataStore {
   constructor(
     private readonly db: Db,
     readonly readOnly = false,
+    /** Where the space reserve is (storage/sqlite/db.ts), for a write that finds the disk full. */
+    private readonly dataDir?: string,
   ) {
     this.s = prepare(db);
     this.browse = prepareBrowse(db);
   }
 
   static open(dataDir: string, options: { readOnly?: boolean } = {}): SqliteMetadataStore {
-    return new SqliteMetadataStore(openDatabase(dataDir, options), options.readOnly ?? false);
+    return new SqliteMetadataStore(openDatabase(dataDir, options), options.readOnly ?? false, dataDir);
   }
 
   /**
@@ -372,10 +374,21 @@ export class SqliteMetadataStore implements MetadataStore {
     }
   }
 
-  /** A write transaction (IMMEDIATE: the lock is taken at BEGIN, so a busy database fails before any work). */
-  private write<T>(fn: () => T): Promise<T> {
-    if (this.readOnly) return Promise.reject(new ReadOnlyStoreError('the metadata store is open read-only'));
-    return this.retry(() => this.db.transaction(fn).immediate());
+  /**
+   * A write transaction (IMMEDIATE: the lock is taken at BEGIN, so a busy database fails
+   * before any work). `freesSpace`: a deletion (a DELETE, a collection and its lease),
+   * which on a full disk gives the space reserve up and tries again, since it is what
+   * makes room; other writes leave the reserve for those and for the next start-up.
+   */
+  private async write<T>(fn: () => T, freesSpace = false): Promise<T> {
+    if (this.readOnly) throw new ReadOnlyStoreError('the metadata store is open read-only');
+    const run = () => this.retry(() => this.db.transaction(fn).immediate());
+    try {
+      return await run();
+    } catch (err) {
+      if (!freesSpace || !isDiskFull(err) || !this.dataDir || !releaseReserve(this.dataDir)) throw err;
+      return run();
+    }
   }
 
   private read<T>(fn: () => T): Promise<T> {
@@ -453,7 +466,7 @@ export class SqliteMetadataStore implements MetadataStore {
       this.s.unlinkBlob.run(repoId, digest);
       this.enqueueIn(events, Date.now());
       return 'unlinked' as const;
-    });
+    }, true);
   }
 
   touchBlobs(touches: ReadonlyMap<string, number>): Promise<void> {
@@ -495,7 +508,7 @@ export class SqliteMetadataStore implements MetadataStore {
   }
 
   deleteManifest(repository: string, digest: string, events?: OutboxEvent[]): Promise<boolean> {
-    return this.write(() => this.deleteManifestIn(repository, digest, events));
+    return this.write(() => this.deleteManifestIn(repository, digest, events), true);
   }
 
   private deleteManifestIn(repository: string, digest: string, events?: OutboxEvent[]): boolean {
@@ -511,7 +524,7 @@ export class SqliteMetadataStore implements MetadataStore {
       if (this.s.deleteTag.run(repository, tag).changes === 0) return false;
       this.enqueueIn(events, Date.now());
       return true;
-    });
+    }, true);
   }
 
   listTags(repository: string, after: string, limit: number): Promise<string[] | undefined> {
@@ -569,7 +582,7 @@ export class SqliteMetadataStore implements MetadataStore {
   deleteUpload(id: string): Promise<void> {
     return this.write(() => {
       this.s.deleteUpload.run(id);
-    });
+    }, true);
   }
 
   expireUploads(before: number): Promise<string[]> {
@@ -577,7 +590,7 @@ export class SqliteMetadataStore implements MetadataStore {
       const ids = this.s.staleUploads.all(before, Date.now()).map((r) => r.uuid);
       for (const id of ids) this.s.deleteUpload.run(id);
       return ids;
-    });
+    }, true);
   }
 
   existingUploads(ids: string[]): Promise<Set<string>> {
@@ -593,7 +606,7 @@ export class SqliteMetadataStore implements MetadataStore {
       const deleted = manifests.filter((m) => this.s.deleteUnusedManifest.run({ repository: m.repository, digest: m.digest, cutoff }).changes > 0);
       if (deleted.length) this.enqueueIn(events, Date.now());
       return deleted;
-    });
+    }, true);
   }
 
   deleteUnusedLinks(cutoff: number, limit: number): Promise<number> {
@@ -601,7 +614,7 @@ export class SqliteMetadataStore implements MetadataStore {
       let deleted = 0;
       for (const link of this.s.unusedLinks.all({ cutoff, limit })) deleted += this.s.deleteUnusedLink.run({ ...link, cutoff }).changes;
       return deleted;
-    });
+    }, true);
   }
 
   unusedBlobs(cutoff: number, after: string, limit: number): Promise<{ digest: string; size: number }[]> {
@@ -619,13 +632,13 @@ export class SqliteMetadataStore implements MetadataStore {
         deleted.push(row);
       }
       return deleted;
-    });
+    }, true);
   }
 
   clearGcMarks(digests: string[]): Promise<void> {
     return this.write(() => {
       for (const digest of digests) this.s.deleteMark.run(digest);
-    });
+    }, true);
   }
 
   gcRunning(): Promise<boolean> {
@@ -635,20 +648,20 @@ export class SqliteMetadataStore implements MetadataStore {
   recordGcRun(run: { at: number; freedBytes: number }): Promise<void> {
     return this.write(() => {
       this.s.recordGcRun.run(run.at, run.freedBytes);
-    });
+    }, true);
   }
 
   acquireLease(name: string, holder: string, ttlMs: number): Promise<boolean> {
     return this.write(() => {
       const now = Date.now();
       return this.s.takeNamedLease.run({ name, holder, until: now + ttlMs, now }).changes > 0;
-    });
+    }, true);
   }
 
   releaseLease(name: string, holder: string): Promise<void> {
     return this.write(() => {
       this.s.releaseNamedLease.run(name, holder);
-    });
+    }, true);
   }
 
   lease(name: string): Promise<LeaseState | undefined> {
@@ -666,7 +679,7 @@ export class SqliteMetadataStore implements MetadataStore {
       this.enqueueIn(events, Date.now());
       const manifestDeleted = this.s.manifestUnheld.get(repo, digest) !== undefined && this.deleteManifestIn(repository, digest);
       return { tagDeleted: true, manifestDeleted };
-    });
+    }, true);
   }
 
   recordPulls(pulls: [string, string, number][]): Promise<void> {
@@ -692,7 +705,7 @@ export class SqliteMetadataStore implements MetadataStore {
         if (this.s.evictManifest.run({ repository, digest: d }).changes > 0) doomed.push(...children);
       }
       this.s.unlinkUnreferenced.run({ repository });
-    });
+    }, true);
   }
 
   allBlobs(): Promise<{ digest: string; size: number }[]> {
@@ -704,7 +717,7 @@ export class SqliteMetadataStore implements MetadataStore {
       this.s.forgetLinks.run(digest);
       this.s.forgetManifests.run(digest);
       this.s.forgetBlob.run(digest);
-    });
+    }, true);
   }
 
   brokenManifests(): Promise<BrokenManifest[]> {
@@ -833,7 +846,7 @@ export class SqliteMetadataStore implements MetadataStore {
     return this.write(() => {
       const where = names.length ? `WHERE endpoint NOT IN (${names.map(() => '?').join(', ')})` : '';
       return this.db.prepare(`DELETE FROM event_queue ${where}`).run(...names).changes;
-    });
+    }, true);
   }
 
   queuedEvents(): Promise<number> {
