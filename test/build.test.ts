@@ -306,6 +306,30 @@ describe.skipIf(!(runtimeAvailable() && e2eTools('skopeo')))('berth build and be
     expect(config.config.Cmd).toEqual(['echo', 'archived']);
   });
 
+  it("COPY follows docker's destination rules: a new name, an existing directory, a directory's contents, globs", async () => {
+    const ctx = await context({
+      'a.txt': 'a\n',
+      'b.txt': 'b\n',
+      'dir/inner/deep.txt': 'deep\n',
+      Dockerfile: [
+        `FROM ${base}`,
+        "RUN echo 'app:x:1234:1234::/home/app:/bin/sh' >> /etc/passwd && echo 'grp:x:4321:' >> /etc/group",
+        'COPY a.txt /newname',
+        'COPY a.txt /etc',
+        'COPY dir /d2',
+        'COPY *.txt /multi/',
+        'COPY --chown=app a.txt /owned-by-app',
+        'COPY --chown=app:grp a.txt /owned-by-app-grp',
+      ].join('\n'),
+    });
+    expect((await build(ctx, '-t', 'localhost/dest:1')).code).toBe(0);
+    const r = await run('localhost/dest:1', 'sh', '-c', 'cat /newname /etc/a.txt /d2/inner/deep.txt; ls /d2 /multi; stat -c %u:%g /owned-by-app /owned-by-app-grp');
+    expect(r.stdout).toBe('a\na\ndeep\n/d2:\ninner\n\n/multi:\na.txt\nb.txt\n1234:1234\n1234:4321\n');
+    await writeFile(join(ctx, 'Dockerfile'), `FROM ${base}\nCOPY a.txt b.txt /nodir\n`);
+    const several = await build(ctx);
+    expect(several.stderr).toContain('line 2: COPY failed: When using COPY with more than one source file, the destination must be a directory and end with a /');
+  });
+
   it('COPY --chown and --chmod; ARG with --build-arg in RUN; no network unless --network host', async () => {
     const ctx = await context({
       'f.txt': 'f\n',

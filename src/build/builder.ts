@@ -15,14 +15,14 @@
 // store's layout, where the final image is tagged.
 
 import type { StdioOptions } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { OciLayout } from '../client/layout.js';
 import { formatPlatform, hostPlatform, parsePlatform, type ClientOptions, type Platform } from '../client/index.js';
 import { Containers } from '../runtime/containers.js';
 import { mergeLayers } from '../runtime/rootfs.js';
 import { runContainer } from '../runtime/run.js';
-import type { RuntimeStore, UnpackedLayer } from '../runtime/store.js';
+import { processAlive, type RuntimeStore, type UnpackedLayer } from '../runtime/store.js';
 import { BuildCache, stepKey, type CacheEntry } from './cache.js';
 import { containerLayer } from './container-layer.js';
 import { applyCopy, cleanup, planCopy, stageDirectory } from './copy.js';
@@ -72,7 +72,13 @@ interface ImageState extends StoredImage {
 export async function build(opts: BuildOptions): Promise<BuildResult> {
   const builder = new Builder(opts, parseDockerfile(opts.dockerfile));
   await opts.store.init();
-  const scratch = join(opts.store.root, 'build', `tmp-${Date.now()}-${process.pid}`);
+  const builds = join(opts.store.root, 'build');
+  // A build that was killed (Ctrl-C outside a RUN) left its scratch directory; its pid is in the name.
+  for (const name of await readdir(builds).catch(() => [] as string[])) {
+    const pid = Number(/^tmp-\d+-(\d+)$/.exec(name)?.[1]);
+    if (pid && !processAlive(pid)) await rm(join(builds, name), { recursive: true, force: true });
+  }
+  const scratch = join(builds, `tmp-${Date.now()}-${process.pid}`);
   await mkdir(scratch, { recursive: true });
   try {
     return await builder.run(scratch);
