@@ -7,6 +7,7 @@
 
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer, type AddressInfo } from 'node:net';
 import { mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -366,6 +367,12 @@ describe.skipIf(!(runtimeAvailable() && e2eTools('skopeo')))('berth build and be
     expect(r.stderr).toContain(`Dockerfile line 3: RUN cannot run ${foreign} programs on this ${host} host`);
   });
 
+  it('RUN needs overlayfs: with BERTH_ROOTFS=copy it says so', async () => {
+    const r = await berth(['build', '--root', root, await context({ Dockerfile: `FROM ${base}\nRUN true\n` })], { BERTH_ROOTFS: 'copy' });
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/runs on a copied root filesystem \(BERTH_ROOTFS=copy\); its changes can only be kept on overlayfs/);
+  });
+
   it('a failing step prints its exit code and the build exits non-zero', async () => {
     const ctx = await context({ Dockerfile: `FROM ${base}\nRUN echo before; exit 3\nRUN echo never\n` });
     const r = await build(ctx, '-t', 'localhost/fail:1');
@@ -383,6 +390,17 @@ describe.skipIf(!(runtimeAvailable() && e2eTools('skopeo')))('berth build and be
     const url = await build(await context({ Dockerfile: `FROM ${base}\nADD http://127.0.0.1:${port}/file.txt /\n` }));
     expect(url.code).not.toBe(0);
     expect(url.stderr).toContain(`line 2: ADD failed: cannot fetch http://127.0.0.1:${port}/file.txt: connect ECONNREFUSED`);
+
+    // A URL that answers is downloaded (mode 0600, named after the URL's path under a directory).
+    const web = createHttpServer((req, res) => res.end(req.url === '/files/page.txt' ? 'downloaded\n' : ''));
+    await new Promise<void>((resolve) => web.listen(0, '127.0.0.1', resolve));
+    try {
+      const served = `http://127.0.0.1:${(web.address() as AddressInfo).port}/files/page.txt`;
+      expect((await build(await context({ Dockerfile: `FROM ${base}\nADD ${served} /downloads/\n` }), '-t', 'localhost/url:1')).code).toBe(0);
+      expect((await run('localhost/url:1', 'sh', '-c', 'cat /downloads/page.txt; stat -c %a /downloads/page.txt')).stdout).toBe('downloaded\n600\n');
+    } finally {
+      await new Promise((resolve) => web.close(resolve));
+    }
 
     const outside = await build(await context({ Dockerfile: `FROM ${base}\nCOPY ../../etc/passwd /\n` }));
     expect(outside.stderr).toMatch(/line 2: COPY failed: forbidden path outside the build context: \.\.\/\.\.\/etc\/passwd/);
