@@ -144,9 +144,9 @@ describe.skipIf(!runtimeAvailable())('containers on the network', () => {
     expect(json<unknown[]>(await b('ps', '-a', '--json'))).toEqual([]);
   });
 
-  it('publishes EXPOSEd ports with -P; two containers publish different host ports to the same container port', async () => {
+  it('publishes EXPOSEd ports with -P and -p PORT on free host ports; two containers publish different host ports to the same container port', async () => {
     await runDetached('--name', 'one', '-P', `oci:${layout}:web`);
-    await runDetached('--name', 'two', '-P', `oci:${layout}:web`);
+    await runDetached('--name', 'two', '-p', '8082', `oci:${layout}:web`);
     const ports = await Promise.all(['one', 'two'].map(async (n) => {
       const line = (await b('port', n)).stdout;
       const m = /^8082\/tcp -> 0\.0\.0\.0:(\d+)\n$/.exec(line);

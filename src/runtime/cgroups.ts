@@ -68,7 +68,7 @@ async function hierarchies(): Promise<Map<Controller, Hierarchy>> {
 
 /** docker's (runc's) conversion of cpu shares [2, 262144] to a v2 weight [1, 10000]. */
 export function sharesToWeight(shares: number): number {
-  return Math.round(1 + ((shares - 2) * 9999) / 262142);
+  return 1 + Math.floor(((shares - 2) * 9999) / 262142);
 }
 
 /** The limit files to write for one controller, in order (memsw needs the memory limit first). */

@@ -131,6 +131,9 @@ export function exitStatus(code: number | null, signal: NodeJS.Signals | null): 
   return code ?? 1;
 }
 
+/** How long `run -d` waits for the monitor to report the container running. */
+const DETACHED_START_TIMEOUT_MS = 120_000;
+
 const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'];
 
 /**
@@ -344,7 +347,9 @@ export async function startDetached(store: RuntimeStore, state: ContainerState, 
   } finally {
     await log.close();
   }
+  const deadline = Date.now() + DETACHED_START_TIMEOUT_MS;
   for (;;) {
+    if (Date.now() > deadline) throw new Error(`the container did not start in ${DETACHED_START_TIMEOUT_MS / 1000} s (see berth logs ${state.id.slice(0, 12)})`);
     const now = await containers.read(state.id);
     // A --rm container that ended at once is already gone: it ran.
     if (!now && exited) return state;
