@@ -272,6 +272,8 @@ describe.skipIf(!runtimeAvailable())('containers on the network', () => {
     const readme = await readFile(join(import.meta.dirname, '..', 'README.md'), 'utf8');
     const block = /```sh\n((?:(?!```)[\s\S])*berth run -d --name web[\s\S]*?)```/.exec(readme)?.[1];
     expect(block).toBeDefined();
+    // The example names its container web in the default store: none may be there from before.
+    await berth(['rm', '-f', 'web']);
     try {
       const { stdout } = await exec('bash', ['-euo', 'pipefail', '-c', block!], { cwd: join(import.meta.dirname, '..'), timeout: 170_000 });
       expect(stdout).toContain('Hello World\n8082/tcp -> 127.0.0.1:8082\n');

@@ -13,7 +13,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { push } from '../src/client/index.js';
 import { startServer, type RunningServer } from '../src/server/serve.js';
 import { buildBusyboxImage, tempDir } from './helpers/images.js';
-import { BERTH, berth, buildRuntimeImage, json, runtimeAvailable } from './helpers/runtime.js';
+import { BERTH, berth, buildRuntimeImage, json, leakedCgroups, runtimeAvailable } from './helpers/runtime.js';
 import { stackLayers, tarLayer } from './helpers/runtime-images.js';
 
 describe.skipIf(!runtimeAvailable())('berth run', () => {
@@ -32,10 +32,7 @@ describe.skipIf(!runtimeAvailable())('berth run', () => {
 
   afterEach(async () => {
     // Nothing of a container may outlive it: no cgroup left, no mount visible on the host.
-    for (const hierarchy of await readdir('/sys/fs/cgroup').catch(() => [] as string[])) {
-      const entries = await readdir(join('/sys/fs/cgroup', hierarchy, 'berth'), { withFileTypes: true }).catch(() => []);
-      expect(entries.filter((e) => e.isDirectory()).map((e) => `${hierarchy}/berth/${e.name}`)).toEqual([]);
-    }
+    expect(await leakedCgroups()).toEqual([]);
     expect(await readFile('/proc/self/mountinfo', 'utf8')).not.toContain(dir);
   });
 

@@ -68,8 +68,9 @@ export interface ContainerState {
   created: string;
   status: 'created' | 'running' | 'exited';
   config: ContainerConfig;
-  /** Host pid of the container's PID 1 while it runs. */
+  /** Host pid of the container's PID 1 while it runs, and its start time (see processStart). */
   pid?: number;
+  pidStart?: string;
   started?: string;
   exitCode?: number;
   oomKilled?: boolean;
@@ -85,7 +86,7 @@ export interface ContainerState {
 const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 
 /** The kernel's start time of a process (field 22 of /proc/PID/stat), or undefined when it is gone. */
-function processStart(pid: number): string | undefined {
+export function processStart(pid: number): string | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
@@ -167,8 +168,9 @@ export class Containers {
    * monitor's death signal does), or never started (125). `--rm` containers go.
    */
   private async release(state: ContainerState): Promise<ContainerState | undefined> {
-    const pid = state.pid ?? (Number(await readFile(join(this.dir(state.id), 'pid'), 'utf8').catch(() => '')) || undefined);
-    if (pid && processAlive(pid)) process.kill(pid, 'SIGKILL');
+    const pid = state.pid;
+    // Only the container's own PID 1, never a process that got its pid since.
+    if (pid && state.pidStart && processStart(pid) === state.pidStart) process.kill(pid, 'SIGKILL');
     if (state.config?.net === 'slirp4netns') await releaseNetwork(state.id);
     await removeCgroup(state.cgroups ?? []).catch(() => undefined);
     if (state.autoRemove) {

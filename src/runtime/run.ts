@@ -12,7 +12,7 @@ import { mkdir, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
 import { isAbsolute, join, posix, relative } from 'node:path';
 import { createCgroup, oomKilled, procsFiles, removeCgroup, type CgroupDir, type Limits } from './cgroups.js';
-import { Containers, thisProcess, type ContainerConfig, type ContainerState } from './containers.js';
+import { Containers, processStart, thisProcess, type ContainerConfig, type ContainerState } from './containers.js';
 import {
   exposedBindings, hostsFile, parseAddHost, portKey, releaseNetwork, reservePorts, resolvConf, setupNetwork,
   type ContainerNetwork, type NetworkMode, type PortBinding,
@@ -301,7 +301,7 @@ export async function startContainer(store: RuntimeStore, created: ContainerStat
     state = { ...state, status: 'running', started: new Date().toISOString() };
     await containers.save(state);
     const { code, signal } = await spawnContainer(command, config, opts.stdio, pidFile, async (pid) => {
-      state = { ...state, pid };
+      state = { ...state, pid, pidStart: processStart(pid) };
       await containers.save(state);
       opts.onStarted?.(state);
     });

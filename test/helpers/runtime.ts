@@ -2,6 +2,8 @@
 // message, or fail under BERTH_REQUIRE_E2E=1), the built `berth` command run as a child
 // process (berth-cli.ts), and the busybox test image with its applets on PATH.
 
+import { readFile, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { overlaySupported, preflight } from '../../src/runtime/tools.js';
 import { BERTH_MAIN, berthCli, type CliRun } from './berth-cli.js';
 import { buildBusyboxImage, e2eTools } from './images.js';
@@ -42,4 +44,26 @@ export async function buildRuntimeImage(layout: string): Promise<void> {
   await buildBusyboxImage(layout, { tag: 'bare' });
   const links = await tarLayer([{ name: 'bin/', type: 'directory' }, ...APPLETS.map((a) => ({ name: `bin/${a}`, type: 'symlink' as const, linkname: 'busybox' }))]);
   await stackLayers(layout, 'bare', 'latest', [links]);
+}
+
+/**
+ * Container cgroups left behind: `berth/<id>` directories with no process in them that
+ * are still there after `waitMs`. Test files run in parallel, so other files' containers
+ * have cgroups too: those have processes, or go (or get their first process) shortly.
+ */
+export async function leakedCgroups(waitMs = 10_000): Promise<string[]> {
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    const empty: string[] = [];
+    for (const hierarchy of await readdir('/sys/fs/cgroup').catch(() => [] as string[])) {
+      const base = join('/sys/fs/cgroup', hierarchy, 'berth');
+      for (const e of await readdir(base, { withFileTypes: true }).catch(() => [])) {
+        if (!e.isDirectory()) continue;
+        const procs = await readFile(join(base, e.name, 'cgroup.procs'), 'utf8').catch(() => undefined);
+        if (procs !== undefined && procs.trim() === '') empty.push(`${hierarchy}/berth/${e.name}`);
+      }
+    }
+    if (empty.length === 0 || Date.now() > deadline) return empty;
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
