@@ -5,7 +5,7 @@
 // measurement, so a saturated load generator shows.
 //
 //   node dist/bench/run.js [--quick] [--rounds N] [--threads N] [--quiet-logs]
-//                          [--no-reference] [--cpu-prof DIR] [--keep] [--only GROUPS] [--json]
+//                          [--no-reference] [--cpu-prof DIR] [--keep] [--only GROUPS] [--json] [--workers N]
 
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -31,6 +31,7 @@ const { values: opts } = parseArgs({
     only: { type: 'string' },
     'no-warm': { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
+    workers: { type: 'string', default: '1' },
     help: { type: 'boolean', default: false },
   },
 });
@@ -48,6 +49,7 @@ if (opts.help) {
   --no-warm        do not write and delete as many bytes before each large push (see pagecache.ts)
   --only GROUPS    only these, comma-separated: push,chunked,pull,small,manifests,head,get,tags,catalog,rss
   --json           print every sample (and each round's ratio) as JSON instead of the tables
+  --workers N      run Berth as \`berth serve --workers N\` (default 1)
 `);
   process.exit(0);
 }
@@ -131,7 +133,7 @@ async function main(): Promise<void> {
   const targets: Target[] = [];
   try {
     const withReference = !opts['no-reference'] && existsSync(REFERENCE_BINARY);
-    targets.push(await startBerth(root, logs, opts['cpu-prof']));
+    targets.push(await startBerth(root, logs, opts['cpu-prof'], 'berth', ['--workers', opts.workers!]));
     if (withReference) targets.push(await startReference(root, logs));
     const subjects = targets.map(w.subject);
 
@@ -183,7 +185,7 @@ async function main(): Promise<void> {
         record('rss.peak', s.target, { value: Math.max(peakSoFar.get(s)! / 1e6, during.value) }, 0);
       }
       for (const start of withReference ? ['berth', 'reference'] : ['berth']) {
-        const fresh = await (start === 'berth' ? startBerth(root, logs, undefined, 'berth-fresh') : startReference(root, logs, 'reference-fresh'));
+        const fresh = await (start === 'berth' ? startBerth(root, logs, undefined, 'berth-fresh', ['--workers', opts.workers!]) : startReference(root, logs, 'reference-fresh'));
         try {
           const s = w.subject(fresh);
           record('rss.idle', fresh, { value: procStatusBytes(fresh.pid, 'VmRSS') / 1e6 }, 0);

@@ -20,6 +20,8 @@ import type { EventOutbox, QueuedEvent } from '../registry/events.js';
 import { newHolder } from '../registry/leases.js';
 import type { Logger } from './logger.js';
 import type { EventMetrics } from './metrics.js';
+import { looksLikeDigest } from '../oci/grammar.js';
+import { matchRoute } from './route-table.js';
 import type { Env } from './routes.js';
 
 export const EVENTS_MEDIA_TYPE = 'application/vnd.docker.distribution.events.v1+json';
@@ -218,15 +220,6 @@ export class EventDispatcher {
   }
 }
 
-const PATHS = {
-  manifest: /^\/v2\/(.+)\/manifests\/([^/]+)$/,
-  uploadStart: /^\/v2\/(.+)\/blobs\/uploads\/?$/,
-  uploadEnd: /^\/v2\/(.+)\/blobs\/uploads\/[^/]+$/,
-  blob: /^\/v2\/(.+)\/blobs\/([^/]+)$/,
-};
-
-const isDigest = (reference: string) => reference.includes(':');
-
 /**
  * Turns finished requests into events: `watch(c)` returns what to run once the response
  * is done, so the client has its answer before anything is written to the queue.
@@ -266,7 +259,7 @@ export function eventRecorder(registry: Registry, dispatcher: EventDispatcher, l
   };
 }
 
-/** The events of one successful request: its action and target(s). */
+/** The events of one successful request: its action and target(s), as the route table (route-table.ts) names them. */
 async function eventsOf(
   path: string,
   method: string,
@@ -276,45 +269,42 @@ async function eventsOf(
   registry: Registry,
   url: (repo: string, kind: string, ref: string) => string,
 ): Promise<[EventAction, EventTarget][]> {
-  const manifest = PATHS.manifest.exec(path);
-  if (manifest) {
-    const [, repository, reference] = manifest as unknown as [string, string, string];
-    if (method === 'GET' && status === 200) {
+  const route = matchRoute(path);
+  const action = route?.spec.methods[method]?.event;
+  if (!route || !action || route.name === undefined) return [];
+  const repository = route.name;
+  const reference = route.param ?? '';
+  switch (route.spec.name) {
+    case 'manifest': {
+      if (action === 'delete') return [['delete', looksLikeDigest(reference) ? { digest: reference, repository } : { tag: reference, repository }]];
       const digest = header('docker-content-digest')!;
-      const size = Number(header('content-length'));
-      const tag = isDigest(reference) ? undefined : reference;
-      return [['pull', { mediaType: header('content-type'), digest, size, length: size, repository, url: url(repository, 'manifests', digest), tag }]];
-    }
-    if (method === 'PUT' && status === 201) {
-      const digest = header('docker-content-digest')!;
+      if (action === 'pull') {
+        const size = Number(header('content-length'));
+        const tag = looksLikeDigest(reference) ? undefined : reference;
+        return [['pull', { mediaType: header('content-type'), digest, size, length: size, repository, url: url(repository, 'manifests', digest), tag }]];
+      }
       const m = await registry.manifests.resolve(repository, digest);
       const base = { mediaType: m.mediaType, digest, size: m.size, length: m.size, repository, url: url(repository, 'manifests', digest) };
-      const tags = [...(isDigest(reference) ? [] : [reference]), ...(queries('tag') ?? [])];
+      const tags = [...(looksLikeDigest(reference) ? [] : [reference]), ...(queries('tag') ?? [])];
       return tags.length ? tags.map((tag) => ['push', { ...base, tag }]) : [['push', base]];
     }
-    if (method === 'DELETE' && status === 202) {
-      return [['delete', isDigest(reference) ? { digest: reference, repository } : { tag: reference, repository }]];
+    case 'upload-start':
+    case 'upload': {
+      // Only a request that ended the upload (201) pushed or mounted a blob.
+      if (status !== 201) return [];
+      const digest = header('docker-content-digest')!;
+      const { size } = await registry.blobs.stat(repository, digest);
+      const target = { mediaType: 'application/octet-stream', digest, size, length: size, repository, url: url(repository, 'blobs', digest) };
+      const mount = route.spec.name === 'upload-start' ? queries('mount')?.[0] : undefined;
+      if (mount) return [['mount', { ...target, fromRepository: queries('from')?.[0] }]];
+      return [['push', target]];
     }
-    return [];
-  }
-  const started = PATHS.uploadStart.exec(path) ?? PATHS.uploadEnd.exec(path);
-  if (started && status === 201 && (method === 'POST' || method === 'PUT')) {
-    const repository = started[1]!;
-    const digest = header('docker-content-digest')!;
-    const { size } = await registry.blobs.stat(repository, digest);
-    const target = { mediaType: 'application/octet-stream', digest, size, length: size, repository, url: url(repository, 'blobs', digest) };
-    const mount = method === 'POST' ? queries('mount')?.[0] : undefined;
-    if (mount) return [['mount', { ...target, fromRepository: queries('from')?.[0] }]];
-    return [['push', target]];
-  }
-  const blob = PATHS.blob.exec(path);
-  if (blob && !started) {
-    const [, repository, digest] = blob as unknown as [string, string, string];
-    if (method === 'GET' && status === 200) {
+    case 'blob': {
+      if (action === 'delete') return [['delete', { digest: reference, repository }]];
       const size = Number(header('content-length'));
-      return [['pull', { mediaType: 'application/octet-stream', digest, size, length: size, repository, url: url(repository, 'blobs', digest) }]];
+      return [['pull', { mediaType: 'application/octet-stream', digest: reference, size, length: size, repository, url: url(repository, 'blobs', reference) }]];
     }
-    if (method === 'DELETE' && status === 202) return [['delete', { digest, repository }]];
+    default:
+      return [];
   }
-  return [];
 }

@@ -20,6 +20,7 @@ import type { Socket } from 'node:net';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { UsageService } from '../registry/usage.js';
 import type { Env } from './routes.js';
+import { matchRoute } from './route-table.js';
 import { allProxyMetrics } from '../proxy/metrics.js';
 
 type StorageCounts = Awaited<ReturnType<UsageService['counts']>>;
@@ -38,25 +39,13 @@ export function recordGcRun(run: { freedBytes?: number; deletedBlobs?: number; f
   if (run.deletedBlobs) gcDeletedBlobs.inc(run.deletedBlobs);
 }
 
-const ROUTES: [RegExp, string][] = [
-  [/^\/v2\/?$/, '/v2/'],
-  [/^\/v2\/_catalog$/, '/v2/_catalog'],
-  [/^\/v2\/.+\/blobs\/uploads\/?$/, '/v2/{name}/blobs/uploads/'],
-  [/^\/v2\/.+\/blobs\/uploads\/[^/]+$/, '/v2/{name}/blobs/uploads/{uuid}'],
-  [/^\/v2\/.+\/blobs\/[^/]+$/, '/v2/{name}/blobs/{digest}'],
-  [/^\/v2\/.+\/manifests\/[^/]+$/, '/v2/{name}/manifests/{reference}'],
-  [/^\/v2\/.+\/tags\/list$/, '/v2/{name}/tags/list'],
-  [/^\/v2\/.+\/referrers\/[^/]+$/, '/v2/{name}/referrers/{digest}'],
-  [/^\/auth\/token$/, '/auth/token'],
-  [/^\/healthz$/, '/healthz'],
-  [/^\/readyz$/, '/readyz'],
-];
+/** Paths outside the /v2 route table (route-table.ts) that get a label of their own. */
+const OTHER_ROUTES = new Set(['/auth/token', '/healthz', '/readyz']);
 
 /** The endpoint template of a path, `other` for anything unknown. */
 export function routeOf(path: string, metricsPath?: string): string {
-  if (path === metricsPath) return metricsPath;
-  for (const [re, route] of ROUTES) if (re.test(path)) return route;
-  return 'other';
+  if (path === metricsPath || OTHER_ROUTES.has(path)) return path;
+  return matchRoute(path)?.spec.template ?? 'other';
 }
 
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);

@@ -5,6 +5,7 @@
 
 import type { MiddlewareHandler } from 'hono';
 import { RegistryError } from '../registry/errors.js';
+import { matchRoute, writes } from './route-table.js';
 import type { Env } from './routes.js';
 
 const READS = new Set(['GET', 'HEAD', 'OPTIONS']);
@@ -14,7 +15,10 @@ export const READ_ONLY_MESSAGE = 'the registry is in read-only mode for maintena
 export function readOnlyMiddleware(): MiddlewareHandler<Env> {
   return async (c, next) => {
     const path = c.req.path;
-    if (!READS.has(c.req.method) && (path === '/v2' || path.startsWith('/v2/'))) {
+    // What the route table says writes; an unknown /v2 endpoint by its method.
+    const method = matchRoute(path)?.spec.methods[c.req.method];
+    const refused = method ? writes(method) : !READS.has(c.req.method);
+    if (refused && (path === '/v2' || path.startsWith('/v2/'))) {
       throw new RegistryError('UNSUPPORTED', READ_ONLY_MESSAGE, undefined, { status: 405 });
     }
     await next();
