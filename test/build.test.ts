@@ -102,6 +102,8 @@ describe.skipIf(!(runtimeAvailable() && e2eTools('skopeo')))('berth build and be
     expect((await run('localhost/entry:exec')).stdout).toBe('hello $name\n');
     // CMD arguments after the image replace CMD and go to an exec-form ENTRYPOINT
     expect((await run('localhost/entry:exec', 'again')).stdout).toBe('hello $name again\n');
+    // --entrypoint replaces ENTRYPOINT (and with it the image's CMD)
+    expect((await run('--entrypoint', 'echo', 'localhost/entry:shell', 'replaced')).stdout).toBe('replaced\n');
   });
 
   it('WORKDIR /test + WORKDIR demo + RUN pwd prints /test/demo', async () => {
