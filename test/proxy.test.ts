@@ -12,10 +12,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../src/server/logger.js';
+import type { UpstreamConfig } from '../src/proxy/config.js';
 import { createUser } from '../auth/accounts.js';
 import { buildBusyboxImage, buildMultiPlatformIndex, e2eTools, skopeo, tempDir, type BuiltManifestImage } from './helpers/images.js';
 import { startRecordingProxy, startReferenceRegistry, type RecordingProxy, type ReferenceRegistry } from './helpers/reference-registry.js';
-import { errorCode, imageManifest, pushBlob, pushImage, putManifest, sha256, startTestServer, type TestServer } from './helpers/server.js';
+import { errorCode, imageManifest, pushBlob, pushImage, putManifest, sha256, startTestServer, startWorkersTestServer, type TestServer } from './helpers/server.js';
 
 const run = promisify(execFile);
 const hasTools = e2eTools('docker-registry', 'skopeo', 'umoci', 'busybox');
@@ -372,23 +373,43 @@ describe.skipIf(!hasTools)('pull-through cache', () => {
   });
 });
 
+interface ReferenceCache {
+  reference: ReferenceRegistry;
+  /** In front of the reference registry: what the cache asked it. */
+  recorder: RecordingProxy;
+  cache: TestServer;
+  close(): Promise<void>;
+}
+
+/** The reference registry behind a recording proxy, and a cache of it as `docker.io` started by `start`. */
+async function cacheOfReference(start: (proxy: UpstreamConfig[]) => Promise<TestServer>): Promise<ReferenceCache> {
+  const reference = await startReferenceRegistry();
+  const recorder = await startRecordingProxy(reference.url);
+  const cache = await start([{ prefix: 'docker.io', url: recorder.url, tagTtl: 3_600_000 }]);
+  return {
+    reference,
+    recorder,
+    cache,
+    async close() {
+      await cache.destroy();
+      await recorder.close();
+      await reference.close();
+    },
+  };
+}
+
 describe.skipIf(!hasTools)('pull-through cache behind access control', () => {
-  let reference: ReferenceRegistry;
-  let recorder: RecordingProxy;
+  let setup: ReferenceCache;
   let cache: TestServer;
+  let recorder: RecordingProxy;
 
   beforeAll(async () => {
-    reference = await startReferenceRegistry();
-    recorder = await startRecordingProxy(reference.url);
-    await pushImage(reference.url, 'library/guarded', 'latest', 'guarded');
-    cache = await startTestServer({ auth: { mode: 'token' }, proxy: [{ prefix: 'docker.io', url: recorder.url, tagTtl: 3_600_000 }] });
+    setup = await cacheOfReference((proxy) => startTestServer({ auth: { mode: 'token' }, proxy }));
+    ({ cache, recorder } = setup);
+    await pushImage(setup.reference.url, 'library/guarded', 'latest', 'guarded');
     await createUser(cache.registry.users, { name: 'alice', password: 'alice-password', admin: false, groups: [] });
   }, 60_000);
-  afterAll(async () => {
-    await cache?.destroy();
-    await recorder?.close();
-    await reference?.close();
-  });
+  afterAll(() => setup?.close());
 
   it('lets only clients with pull rights trigger an upstream fetch', async () => {
     const anonymous = await fetch(`${cache.url}/v2/docker.io/library/guarded/manifests/latest`);
@@ -443,5 +464,28 @@ describe.skipIf(!e2eTools('openssl', 'skopeo', 'umoci', 'busybox'))('pull-throug
     const untrusted = await fetch(`${cache.url}/v2/untrusted.example/library/busybox/manifests/latest`, { headers: accept });
     expect(untrusted.status).toBe(502);
     expect(((await untrusted.json()) as { errors: { message: string }[] }).errors[0]!.message).toMatch(/untrusted\.example.*(SELF_SIGNED|self.signed|certificate)/i);
+  });
+});
+
+describe.skipIf(!hasTools)('pull-through cache in berth serve --workers 2', () => {
+  let setup: ReferenceCache;
+
+  beforeAll(async () => {
+    setup = await cacheOfReference((proxy) => startWorkersTestServer({ proxy }, 2));
+  }, 60_000);
+  afterAll(() => setup?.close());
+
+  it('makes one upstream fetch per blob when concurrent pulls land on different workers', async () => {
+    const layer = Buffer.alloc(2 << 20, 'fetched once by one of the workers ');
+    const { reference, recorder, cache } = setup;
+    const digest = await pushBlob(reference.url, 'library/shared', layer);
+    // Each pull on a connection of its own: the cluster hands them to the workers in turn.
+    const pulls = Array.from({ length: 10 }, async () => {
+      const res = await fetch(`${cache.url}/v2/docker.io/library/shared/blobs/${digest}`, { headers: { connection: 'close' } });
+      expect(res.status).toBe(200);
+      expect(sha256(Buffer.from(await res.arrayBuffer()))).toBe(digest);
+    });
+    await Promise.all(pulls);
+    expect(recorder.requests.filter((r) => r === `GET /v2/library/shared/blobs/${digest}`)).toHaveLength(1);
   });
 });

@@ -5,9 +5,12 @@
 // client while the blob service stores them through the ordinary upload path (hash,
 // fsync, verify, publish the file, then the row). The last chunk is held back until
 // the digest is verified, so a corrupted blob stores nothing and fails the request.
-// Other clients wait for the commit and are served from the store.
+// Other clients wait for the commit and are served from the store. Across processes
+// (`--workers`, replicas on one database) a lease per blob elects the one that fetches;
+// the others wait for the store to have it.
 
 import { once } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { PassThrough, type Writable } from 'node:stream';
 import type { BlobService } from '../registry/blobs.js';
 import { RegistryError } from '../registry/errors.js';
@@ -19,6 +22,11 @@ import { proxyMetrics } from './metrics.js';
 import { denyPush, isCode, type ProxyHooks } from './hooks.js';
 import type { Upstream } from './upstream.js';
 
+/** How long a fetch's lease holds unless renewed (it is renewed every third of it). */
+export const FILL_LEASE_MS = 30_000;
+/** How often a process waiting for another's fetch looks for the stored blob. */
+const FILL_POLL_MS = 100;
+
 interface Fill {
   repository: string;
   digest: string;
@@ -27,7 +35,7 @@ interface Fill {
 }
 
 export function proxiedBlobs(inner: BlobService, hooks: ProxyHooks, logger: Logger): BlobService {
-  const fills = new Flights<void>();
+  const fills = new Flights<boolean>();
   const sizes = new Flights<number>();
 
   async function stat(repository: string, digestValue: string): Promise<{ digest: Digest; size: number }> {
@@ -54,13 +62,32 @@ export function proxiedBlobs(inner: BlobService, hooks: ProxyHooks, logger: Logg
     const fill = request?.uncachedBlob;
     if (!fill || fill.digest !== digest.value) return inner.send(digest, out, range, onOpen);
     request.uncachedBlob = undefined;
-    if (range || fills.get(digest.value)) {
-      // Someone else's fetch (or a range of the blob): wait for the store to have it.
-      await fills.run(digest.value, () => fetchInto(fill, undefined));
-      await inner.mount(fill.repository, digest.value, undefined, () => true);
-      return inner.send(digest, out, range, onOpen);
+    if (!range && !fills.get(digest.value) && (await fills.run(digest.value, () => fetchOnce(fill, { out, onOpen })))) return;
+    // Someone else's fetch (or a range of the blob): wait for the store to have it.
+    await fills.run(digest.value, () => fetchOnce(fill, undefined));
+    await inner.mount(fill.repository, digest.value, undefined, () => true);
+    return inner.send(digest, out, range, onOpen);
+  }
+
+  /**
+   * Fetches the blob unless another process is fetching it, then waits until the store
+   * has it. Resolves to whether it streamed the blob to `client`.
+   */
+  async function fetchOnce(fill: Fill, client: { out: Writable; onOpen: () => void } | undefined): Promise<boolean> {
+    for (;;) {
+      if (await inner.mount(fill.repository, fill.digest, undefined, () => true)) return false;
+      if (await hooks.claimFill(fill.digest)) {
+        const renew = setInterval(() => void hooks.claimFill(fill.digest).catch(() => undefined), FILL_LEASE_MS / 3);
+        try {
+          await fetchInto(fill, client);
+          return client !== undefined;
+        } finally {
+          clearInterval(renew);
+          await hooks.releaseFill(fill.digest).catch(() => undefined);
+        }
+      }
+      await sleep(FILL_POLL_MS);
     }
-    return fills.run(digest.value, () => fetchInto(fill, { out, onOpen }));
   }
 
   /** Fetches the blob into the store, streaming it to `client` meanwhile. */

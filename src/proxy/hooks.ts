@@ -11,6 +11,9 @@ export interface ProxyHooks {
   filled(upstream: Upstream): void;
   /** Called on every pull of a cached manifest, for least-recently-pulled eviction. */
   pulled(repository: string, digest: string): void;
+  /** Takes or renews this process's right to fetch a blob (one fetch across workers and replicas). */
+  claimFill(digest: string): Promise<boolean>;
+  releaseFill(digest: string): Promise<void>;
 }
 
 /** Pushes into a proxied prefix are refused: the upstream owns those repositories. */

@@ -19,6 +19,8 @@ import { CacheKeeper } from './eviction.js';
 import type { ProxyHooks } from './hooks.js';
 import { proxiedManifests } from './manifests.js';
 import { proxiedTags } from './tags.js';
+import { FILL_LEASE_MS } from './blobs.js';
+import { newHolder } from '../registry/leases.js';
 import { Upstream } from './upstream.js';
 
 export type { UpstreamConfig } from './config.js';
@@ -38,11 +40,14 @@ export interface PullThroughCache {
 /** Puts the cache around `registry`'s services (in place) for the configured upstreams. */
 export function enablePullThroughCache(registry: Registry, configs: UpstreamConfig[], logger: Logger): PullThroughCache {
   const upstreams = configs.map((c) => new Upstream(c, logger));
+  const holder = newHolder();
   const keeper = new CacheKeeper(registry.pullCache, upstreams, logger);
   const hooks: ProxyHooks = {
     upstreamFor: (repository) => upstreams.find((u) => repository.startsWith(`${u.prefix}/`)),
     filled: (upstream) => keeper.schedule(upstream),
     pulled: (repository, digest) => keeper.pulled(repository, digest),
+    claimFill: (digest) => registry.pullCache.claimFill(digest, holder, FILL_LEASE_MS),
+    releaseFill: (digest) => registry.pullCache.releaseFill(digest, holder),
   };
   registry.blobs = proxiedBlobs(registry.blobs, hooks, logger);
   registry.manifests = proxiedManifests(registry.manifests, hooks, logger);

@@ -28,6 +28,18 @@ export class PullCacheService {
     return this.need('cachedImages')(prefix);
   }
 
+  /**
+   * Takes (or renews) the right to fetch blob `digest` from an upstream, so that the
+   * processes and replicas on one store fetch it once. False while another holder has it.
+   */
+  claimFill(digest: string, holder: string, ttlMs: number): Promise<boolean> {
+    return this.meta.acquireLease(`proxy-fill:${digest}`, holder, ttlMs);
+  }
+
+  releaseFill(digest: string, holder: string): Promise<void> {
+    return this.meta.releaseLease(`proxy-fill:${digest}`, holder);
+  }
+
   /** Evicts an image's records; its objects go at the next collection. */
   evict(repository: string, digest: string): Promise<void> {
     return this.need('evictImage')(repository, digest);

@@ -45,11 +45,16 @@ export async function startTestServer(options: Omit<ServerOptions, 'listen'> = {
   };
 }
 
+/** `berth serve --workers N` whatever BERTH_TEST_WORKERS says, for tests about several processes. */
+export async function startWorkersTestServer(options: Omit<ServerOptions, 'listen'>, workers: number): Promise<TestServer> {
+  return startClusterServer(options, options.data ?? (await mkdtemp(join(tmpdir(), 'berth-test-'))), workers);
+}
+
 /** The server as `berth serve --workers N`, in a child process. */
-async function startClusterServer(options: Omit<ServerOptions, 'listen'>, dataDir: string): Promise<TestServer> {
+async function startClusterServer(options: Omit<ServerOptions, 'listen'>, dataDir: string, workers = WORKERS): Promise<TestServer> {
   const child = spawn(process.execPath, [CLUSTER_ENTRY], {
     stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, BERTH_TEST_SERVER: JSON.stringify({ ...options, listen: '127.0.0.1:0', data: dataDir }) },
+    env: { ...process.env, BERTH_TEST_WORKERS: String(workers), BERTH_TEST_SERVER: JSON.stringify({ ...options, listen: '127.0.0.1:0', data: dataDir }) },
   });
   const ready = await new Promise<{ url: string; port: number; host: string; metricsUrl?: string }>((resolve, reject) => {
     let out = '';
