@@ -495,6 +495,15 @@ export interface MetadataStore {
    */
   deleteUnusedBlobs(digests: string[], cutoff: number, runner: string): Promise<{ digest: string; size: number }[]>;
 
+  /**
+   * Of these digests (objects the blob store holds), marks for `runner` those with no
+   * row and no mark, and resolves to them: objects a crash or a refused manifest left
+   * without a row, which the caller then deletes and unmarks. A writer that records one
+   * meanwhile waits for the mark and publishes again (the invariant). Optional: without
+   * it, such objects stay until `berth scrub --repair`.
+   */
+  markOrphanObjects?(digests: string[], runner: string): Promise<string[]>;
+
   /** Removes GC marks (after their objects were deleted). */
   clearGcMarks(digests: string[]): Promise<void>;
 

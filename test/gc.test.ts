@@ -253,6 +253,18 @@ describe('garbage collection', () => {
     expect((await fetch(`${s.url}${location}`)).status).toBe(404);
   });
 
+  it('deletes objects that have no row (a crash between writing a blob and recording it), and nothing else', async () => {
+    const s = await server();
+    const kept = await pushImage(s.url, 'gc/orphans', 'v1', 'kept');
+    const stray = sha256('an object a crash left without its row');
+    mkdirSync(join(blobFile(s, stray), '..'), { recursive: true });
+    writeFileSync(blobFile(s, stray), 'an object a crash left without its row');
+    const report = await s.registry.gc.collect(FAST);
+    expect(report.orphansDeleted).toBe(1);
+    expect(existsSync(blobFile(s, stray))).toBe(false);
+    for (const blob of [kept.config, ...kept.layers, kept.manifest]) expect(existsSync(blobFile(s, sha256(blob)))).toBe(true);
+  });
+
   it('runs on a schedule inside the server', async () => {
     const s = await startTestServer({ touchIntervalMs: 20, gc: { intervalMs: 100, graceMs: 0, settleMs: 40 } });
     servers.push(s);

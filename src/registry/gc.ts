@@ -37,6 +37,8 @@ export interface GcReport {
   /** When nothing was freed: the blobs (and bytes) the grace period kept, that would go without it. */
   blobsInGrace: number;
   bytesInGrace: number;
+  /** Objects the store held without any row (a crash between publish and insert), deleted. */
+  orphansDeleted: number;
   durationMs: number;
 }
 
@@ -63,7 +65,7 @@ export class GcService {
     const runner = newHolder();
     if (dryRun && !this.meta.snapshot) throw new Error('this metadata store cannot make the private copy a dry run needs');
     const meta = dryRun ? await this.meta.snapshot!() : this.meta;
-    const report: GcReport = { dryRun, manifestsDeleted: [], linksRemoved: 0, blobsDeleted: 0, bytesFreed: 0, uploadsExpired: 0, blobsInGrace: 0, bytesInGrace: 0, durationMs: 0 };
+    const report: GcReport = { dryRun, manifestsDeleted: [], linksRemoved: 0, blobsDeleted: 0, bytesFreed: 0, uploadsExpired: 0, blobsInGrace: 0, bytesInGrace: 0, orphansDeleted: 0, durationMs: 0 };
     try {
       if (!(await takeLease(meta, runner))) throw new GcAlreadyRunningError('a garbage collection is already running on this data directory');
       const renew = setInterval(() => {
@@ -144,6 +146,29 @@ export class GcService {
       report.blobsDeleted += deleted.length;
       for (const b of deleted) report.bytesFreed += b.size;
     }
+    if (deleteObjects) report.orphansDeleted = await this.sweepOrphanObjects(meta, runner);
+  }
+
+  /** Deletes objects without a row (a crash between publish and insert, a refused manifest), under GC marks. */
+  private async sweepOrphanObjects(meta: MetadataStore, runner: string): Promise<number> {
+    if (!meta.markOrphanObjects) return 0;
+    let deleted = 0;
+    let batch: string[] = [];
+    const flush = async () => {
+      const orphans = await meta.markOrphanObjects!(batch, runner);
+      batch = [];
+      if (orphans.length === 0) return;
+      if (!(await meta.acquireLease('gc', runner, GC_LEASE_MS))) throw new Error('garbage collection lost its lease: stopped before deleting objects');
+      await Promise.all(orphans.map((digest) => this.store.delete(digest)));
+      await meta.clearGcMarks(orphans);
+      deleted += orphans.length;
+    };
+    for await (const digest of this.store.list()) {
+      batch.push(digest);
+      if (batch.length >= BATCH) await flush();
+    }
+    if (batch.length) await flush();
+    return deleted;
   }
 }
 

@@ -635,6 +635,17 @@ export class SqliteMetadataStore implements MetadataStore {
     }, true);
   }
 
+  markOrphanObjects(digests: string[], runner: string): Promise<string[]> {
+    return this.write(() => {
+      const now = Date.now();
+      return digests.filter((digest) => {
+        if (this.s.blobSize.get(digest) || this.s.mark.get({ digest, now })) return false;
+        this.s.insertMark.run(digest, runner, now);
+        return true;
+      });
+    }, true);
+  }
+
   clearGcMarks(digests: string[]): Promise<void> {
     return this.write(() => {
       for (const digest of digests) this.s.deleteMark.run(digest);
