@@ -64,7 +64,7 @@ describe.skipIf(!canRun)('credentials from podman, skopeo and docker', () => {
     expect(JSON.parse(await readFile(join(env.XDG_RUNTIME_DIR!, 'containers', 'auth.json'), 'utf8')).auths[host]).toBeDefined();
     const pushed = await berthOk(['push', '-q', `oci:${image.layout}:latest`, `${host}/alice/app:1`], { env });
     expect(pushed.stdout.trim()).toBe(image.digest);
-  }, 30_000);
+  }, 90_000);
 
   it('reads the auth files in podman order: REGISTRY_AUTH_FILE, XDG_RUNTIME_DIR, ~/.config/containers, docker, berth', async () => {
     const dir = join(work, 'order');
@@ -94,7 +94,7 @@ describe.skipIf(!canRun)('credentials from podman, skopeo and docker', () => {
     const env = isolated(dir, { REGISTRY_AUTH_FILE: files.registryAuthFile });
     expect((await berthCli(['tags', `${host}/alice/app`], { env })).code).not.toBe(0);
     expect((await berthOk(['tags', `${host}/alice/app`, '--authfile', authfile], { env })).stdout.trim()).toBe('1');
-  }, 30_000);
+  }, 90_000);
 
   it("runs docker's credential helper (credHelpers, credsStore) to read and to store", async () => {
     const dir = join(work, 'helper');
@@ -129,7 +129,16 @@ esac
       await berthOk(['logout', host], { env });
       expect((await berthCli(['tags', `${host}/alice/app`], { env })).code).not.toBe(0);
     }
-  }, 30_000);
+  }, 90_000);
+
+  it('takes a credential helper that is not installed as knowing nothing, and goes on to the next file', async () => {
+    const dir = join(work, 'missing-helper');
+    const env = isolated(dir);
+    await mkdir(env.DOCKER_CONFIG!, { recursive: true });
+    await writeFile(join(env.DOCKER_CONFIG!, 'config.json'), JSON.stringify({ credsStore: 'not-installed-anywhere' }));
+    await writeFile(env.BERTH_AUTH_FILE!, JSON.stringify({ auths: { [host]: authEntry('alice', 'alice-password') } }));
+    expect((await berthOk(['tags', `${host}/alice/app`], { env })).stdout.trim()).toBe('1');
+  });
 
   it('berth login writes where docker writes, or to --authfile', async () => {
     const dir = join(work, 'login');
@@ -144,7 +153,7 @@ esac
     // skopeo reads the file berth wrote.
     const tags = await run('skopeo', ['list-tags', '--tls-verify=false', '--authfile', authfile, `docker://${host}/alice/app`]);
     expect(JSON.parse(tags.stdout).Tags).toEqual(['1']);
-  }, 30_000);
+  }, 90_000);
 });
 
 describe.skipIf(!canRun)('TLS: a private CA, certs.d, --tls-verify=false, HTTPS first', () => {

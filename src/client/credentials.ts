@@ -116,7 +116,9 @@ function runHelper(helper: string, action: 'get' | 'store' | 'erase', input: str
     const child = execFile(command, [action], { timeout: 30_000, maxBuffer: 1024 * 1024 }, (err, stdout, stderr) => {
       if (!err) return resolve(stdout);
       const detail = (stdout || stderr || err.message).trim();
-      reject(Object.assign(new Error(`${command} ${action}: ${detail}`), { notFound: /credentials not found/i.test(detail) }));
+      // A helper that is not installed (a config.json copied from another machine) knows nothing.
+      const notFound = /credentials not found/i.test(detail) || (err as NodeJS.ErrnoException).code === 'ENOENT';
+      reject(Object.assign(new Error(`${command} ${action}: ${detail}`), { notFound }));
     });
     child.stdin!.end(input);
   });
