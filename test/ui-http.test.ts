@@ -443,6 +443,34 @@ describe('web UI sessions beyond the rules', () => {
     }
   });
 
+  it('behind a TLS proxy (publicUrl https://...) cookies are Secure and pull lines name the public host', async () => {
+    const srv = await startTestServer({ publicUrl: 'https://registry.example.com', auth: { mode: 'basic', anonymousPull: true } });
+    try {
+      await createUser(srv.registry.users, { name: 'pat', password: 'pat-password', admin: true, groups: [] });
+      const basic = `Basic ${Buffer.from('pat:pat-password').toString('base64')}`;
+      const config = Buffer.from('{"os":"linux","architecture":"amd64"}');
+      const up = await fetch(`${srv.url}/v2/proxied/app/blobs/uploads/?digest=${sha256(config)}`, { method: 'POST', body: config, headers: { authorization: basic } });
+      expect(up.status).toBe(201);
+      const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_MANIFEST, config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha256(config), size: config.length }, layers: [] }));
+      const put = await fetch(`${srv.url}/v2/proxied/app/manifests/v1`, { method: 'PUT', body: manifest, headers: { authorization: basic, 'content-type': OCI_MANIFEST } });
+      expect(put.status).toBe(201);
+      const web = new PageClient(srv.url);
+      const { html } = await web.page('/r/proxied/app');
+      expect(html).toContain('docker pull registry.example.com/proxied/app:v1</code>');
+      expect(web.lastSetCookie.find((c) => c.startsWith('berth_csrf='))).toMatch(/; Secure/);
+      // The browser's Origin is the public one; the Host header the proxy sends is not.
+      const signIn = await web.request('/-/login', {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', origin: 'https://registry.example.com' },
+        body: new URLSearchParams({ _csrf: web.cookies.get('berth_csrf')!, username: 'pat', password: 'pat-password' }),
+      });
+      expect(signIn.status).toBe(303);
+      expect(web.lastSetCookie.find((c) => c.startsWith('berth_session='))).toMatch(/; Secure/);
+    } finally {
+      await srv.destroy();
+    }
+  });
+
   it.skipIf(!e2eTools('openssl'))('marks the session cookie Secure under TLS', async () => {
     const dir = await tempDir('berth-ui-tls-');
     const cert = join(dir, 'tls.crt');

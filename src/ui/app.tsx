@@ -14,7 +14,7 @@ import type { ClientAddresses } from '../server/client-address.js';
 import type { Env } from '../server/routes.js';
 import { ASSET_PREFIX, loadAssets } from './assets.js';
 import { registryData, type UiData } from './data.js';
-import { csrfOk, csrfToken, Sessions } from './session.js';
+import { Sessions } from './session.js';
 import { Message, NotFound, type PageContext } from './pages/layout.js';
 import { decodeCursor, RepositoryList, RepositoryPage, repoPath } from './pages/repositories.js';
 import { ManifestPage, type Descriptor, type ImageConfig, type ManifestPageProps } from './pages/manifest.js';
@@ -35,6 +35,7 @@ const REPOSITORIES_PER_PAGE = 100;
 const TAGS_PER_PAGE = 100;
 /** Image configs up to this size are shown; larger ones are only linked. */
 const MAX_CONFIG_BYTES = 1024 * 1024;
+const FORGED = 'This form has expired or came from another site: reload the page and try again.';
 /** A base layer may be in thousands of repositories: the page names this many and counts the rest. */
 const SHARED_SHOWN = 10;
 /** Forms are small; anything larger is refused before it is read. */
@@ -51,16 +52,16 @@ const PAGE_HEADERS = {
 
 export function uiRoutes(app: Hono<Env>, options: UiOptions): void {
   const data: UiData = registryData(options.registry);
-  const sessions = new Sessions(options.auth);
+  const sessions = new Sessions(options.auth, options.clients);
   const assets = loadAssets();
   const { readOnly } = options;
 
   async function pageContext(c: Ctx): Promise<PageContext> {
     return {
       viewer: await sessions.viewer(c),
-      csrf: csrfToken(c),
+      csrf: sessions.csrfToken(c),
       asset: (name) => assets.url(name),
-      host: c.req.header('host') ?? new URL(c.req.url).host,
+      host: sessions.publicBase(c).host,
       readOnly,
     };
   }
@@ -213,7 +214,7 @@ export function uiRoutes(app: Hono<Env>, options: UiOptions): void {
       if (!path.endsWith('/-/delete')) return notFound(c);
       const name = path.slice(0, -'/-/delete'.length);
       const form = await readForm(c);
-      if (!csrfOk(c, form)) return refused(c, 'This form has expired or came from another site: reload the page and try again.', 403);
+      if (!sessions.csrfOk(c, form)) return refused(c, FORGED, 403);
       const viewer = await sessions.viewer(c);
       if (!viewer.may('pull', name)) return notFound(c);
       if (readOnly) return refused(c, 'The registry is in read-only mode: nothing can be deleted.', 405);
@@ -234,7 +235,7 @@ export function uiRoutes(app: Hono<Env>, options: UiOptions): void {
     if (!options.auth) return c.redirect('/', 303);
     const form = await readForm(c);
     const next = safeNext(form.next);
-    if (!csrfOk(c, form)) return refused(c, 'This form has expired or came from another site: reload the page and try again.', 403);
+    if (!sessions.csrfOk(c, form)) return refused(c, FORGED, 403);
     const name = form.username ?? '';
     let identity;
     try {
@@ -252,7 +253,7 @@ export function uiRoutes(app: Hono<Env>, options: UiOptions): void {
 
   app.post('/-/logout', formLimit, async (c) => {
     const form = await readForm(c);
-    if (!csrfOk(c, form)) return refused(c, 'This form has expired or came from another site: reload the page and try again.', 403);
+    if (!sessions.csrfOk(c, form)) return refused(c, FORGED, 403);
     sessions.end(c);
     return c.redirect('/', 303);
   });
@@ -271,7 +272,7 @@ export function uiRoutes(app: Hono<Env>, options: UiOptions): void {
 
   app.post('/-/users', formLimit, async (c) => {
     const form = await readForm(c);
-    if (!csrfOk(c, form)) return refused(c, 'This form has expired or came from another site: reload the page and try again.', 403);
+    if (!sessions.csrfOk(c, form)) return refused(c, FORGED, 403);
     const viewer = await sessions.viewer(c);
     if (!viewer.admin) return notFound(c);
     if (readOnly) return refused(c, 'The registry is in read-only mode: users cannot be changed.', 405);

@@ -10,13 +10,16 @@
 // cookie in its `_csrf` field (double submit) and, when the browser sends them, an
 // Origin of this host and a Sec-Fetch-Site of same-origin: another site can neither
 // read the cookie nor make the browser send it (SameSite=Strict).
+//
+// "This site" is the registry as the client sees it (ClientAddresses.baseUrl: publicUrl,
+// or a trusted proxy's forwarded host and scheme): cookies are Secure when that is https.
 
 import { randomBytes, timingSafeEqual } from 'node:crypto';
-import type { TLSSocket } from 'node:tls';
 import type { Context } from 'hono';
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
 import type { AuthService } from '../../auth/service.js';
 import { ANONYMOUS, type Identity } from '../../auth/rules.js';
+import type { ClientAddresses } from '../server/client-address.js';
 import type { Env } from '../server/routes.js';
 
 type Ctx = Context<Env>;
@@ -50,16 +53,20 @@ function viewerOf(service: AuthService, identity: Identity): Viewer {
   };
 }
 
-function isTls(c: Ctx): boolean {
-  return (c.env.incoming.socket as TLSSocket).encrypted === true;
-}
-
-function cookieOptions(c: Ctx) {
-  return { path: '/', httpOnly: true, sameSite: 'Strict', secure: isTls(c) } as const;
-}
-
 export class Sessions {
-  constructor(private readonly service: AuthService | undefined) {}
+  constructor(
+    private readonly service: AuthService | undefined,
+    private readonly clients: ClientAddresses,
+  ) {}
+
+  /** The registry's base URL as the browser sees it (`https://host:port`). */
+  publicBase(c: Ctx): URL {
+    return new URL(this.clients.baseUrl(c.env.incoming));
+  }
+
+  private cookieOptions(c: Ctx) {
+    return { path: '/', httpOnly: true, sameSite: 'Strict', secure: this.publicBase(c).protocol === 'https:' } as const;
+  }
 
   get authOn(): boolean {
     return this.service !== undefined;
@@ -75,47 +82,47 @@ export class Sessions {
   /** Starts a session for a checked user: the cookie, and a fresh CSRF token. */
   async start(c: Ctx, identity: Identity): Promise<void> {
     const { refresh_token: token } = await this.service!.issue(identity, [], true);
-    setCookie(c, SESSION_COOKIE, token!, cookieOptions(c));
-    setCookie(c, CSRF_COOKIE, newCsrfToken(), cookieOptions(c));
+    setCookie(c, SESSION_COOKIE, token!, this.cookieOptions(c));
+    setCookie(c, CSRF_COOKIE, newCsrfToken(), this.cookieOptions(c));
   }
 
   end(c: Ctx): void {
-    deleteCookie(c, SESSION_COOKIE, cookieOptions(c));
-    setCookie(c, CSRF_COOKIE, newCsrfToken(), cookieOptions(c));
+    deleteCookie(c, SESSION_COOKIE, this.cookieOptions(c));
+    setCookie(c, CSRF_COOKIE, newCsrfToken(), this.cookieOptions(c));
+  }
+
+  /** The CSRF token for this page's forms; sets the cookie when the browser has none yet. */
+  csrfToken(c: Ctx): string {
+    const existing = getCookie(c, CSRF_COOKIE);
+    if (existing && /^[A-Za-z0-9_-]{32}$/.test(existing)) return existing;
+    const token = newCsrfToken();
+    setCookie(c, CSRF_COOKIE, token, this.cookieOptions(c));
+    return token;
+  }
+
+  /** Whether a POST comes from one of this registry's own pages. */
+  csrfOk(c: Ctx, form: Record<string, unknown>): boolean {
+    const site = c.req.header('sec-fetch-site');
+    if (site !== undefined && site !== 'same-origin') return false;
+    const origin = c.req.header('origin');
+    if (origin !== undefined) {
+      let host: string;
+      try {
+        host = new URL(origin).host;
+      } catch {
+        return false;
+      }
+      if (host !== this.publicBase(c).host) return false;
+    }
+    const cookie = getCookie(c, CSRF_COOKIE);
+    const field = form[CSRF_FIELD];
+    if (!cookie || typeof field !== 'string') return false;
+    const a = Buffer.from(cookie);
+    const b = Buffer.from(field);
+    return a.length === b.length && timingSafeEqual(a, b);
   }
 }
 
 function newCsrfToken(): string {
   return randomBytes(24).toString('base64url');
-}
-
-/** The CSRF token for this page's forms; sets the cookie when the browser has none yet. */
-export function csrfToken(c: Ctx): string {
-  const existing = getCookie(c, CSRF_COOKIE);
-  if (existing && /^[A-Za-z0-9_-]{32}$/.test(existing)) return existing;
-  const token = newCsrfToken();
-  setCookie(c, CSRF_COOKIE, token, cookieOptions(c));
-  return token;
-}
-
-/** Whether a POST comes from one of this registry's own pages. */
-export function csrfOk(c: Ctx, form: Record<string, unknown>): boolean {
-  const site = c.req.header('sec-fetch-site');
-  if (site !== undefined && site !== 'same-origin') return false;
-  const origin = c.req.header('origin');
-  if (origin !== undefined) {
-    let host: string;
-    try {
-      host = new URL(origin).host;
-    } catch {
-      return false;
-    }
-    if (host !== c.req.header('host')) return false;
-  }
-  const cookie = getCookie(c, CSRF_COOKIE);
-  const field = form[CSRF_FIELD];
-  if (!cookie || typeof field !== 'string') return false;
-  const a = Buffer.from(cookie);
-  const b = Buffer.from(field);
-  return a.length === b.length && timingSafeEqual(a, b);
 }
