@@ -145,4 +145,11 @@ describe('--print-config', () => {
     expect(again.listen).toBe('127.0.0.1:7777');
     expect(printConfig(again)).toBe(stdout);
   });
+
+  it('takes --grace as berth gc does, and --gc-grace, its earlier name', async () => {
+    const grace = async (...flags: string[]) =>
+      parse((await promisify(execFile)(process.execPath, [bin, 'serve', ...flags, '--print-config'], { env: { ...process.env, BERTH_DATA: '/srv/berth' } })).stdout).gc.grace;
+    expect(await grace('--grace', '2h')).toBe(2 * 3_600_000);
+    expect(await grace('--gc-grace', '3h')).toBe(3 * 3_600_000);
+  });
 });

@@ -263,6 +263,7 @@ export const FLAG_KEYS: Record<string, string> = {
   tokenTtl: 'auth.tokenTtlSeconds',
   gcInterval: 'gc.interval',
   gcGrace: 'gc.grace',
+  grace: 'gc.grace',
   gcDeleteUntagged: 'gc.deleteUntagged',
   publicUrl: 'publicUrl',
 };

@@ -2,7 +2,7 @@
 // else the config file (--config / BERTH_CONFIG), else the defaults (0.0.0.0:5000,
 // ./data): src/config/config.ts merges and checks them.
 
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { availableParallelism } from 'node:os';
 import { startServer } from '../../server/serve.js';
 import { isWorker, runPrimary } from '../../server/cluster.js';
@@ -42,7 +42,9 @@ export function register(program: Command): void {
     .option('--external-key <pem>', "the external issuer's public key or certificate (PEM file)")
     .option('--external-jwks <path|url>', "the external issuer's JWKS (file or http(s) URL)")
     .option('--gc-interval <duration>', 'run retention and garbage collection this often, e.g. 6h (env BERTH_GC_INTERVAL; default never)')
-    .option('--gc-grace <duration>', 'collections keep what was uploaded or used this recently (env BERTH_GC_GRACE; default 1h)')
+    // --grace as in `berth gc`: one name for one setting. --gc-grace, its earlier name, still works.
+    .option('--grace <duration>', 'collections keep what was uploaded or used this recently (env BERTH_GC_GRACE; default 1h)')
+    .addOption(new Option('--gc-grace <duration>', 'the earlier name of --grace').hideHelp())
     .option('--gc-delete-untagged', 'scheduled collections also delete untagged manifests')
     .action(async (opts: { printConfig?: boolean } & Record<string, unknown>) => {
       const config = loadConfig({ flags: opts });
