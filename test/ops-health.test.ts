@@ -67,7 +67,10 @@ describe.skipIf(!canMount)('readiness with a read-only data directory (unshare +
     cleanups.push(() => rm(data, { recursive: true, force: true }));
     // The server runs in a mount namespace of its own: the read-only bind mount below is
     // seen only by it, and disappears with it.
-    const child: ChildProcess = spawn('unshare', ['--mount', '--propagation', 'private', process.execPath, bin, 'serve', '--listen', '127.0.0.1:0', '--data', data], {
+    // One process: with several workers, the first logs its address while another may
+    // still be opening its files, and a file opened for writing under the new bind mount
+    // makes the read-only remount fail with EBUSY.
+    const child: ChildProcess = spawn('unshare', ['--mount', '--propagation', 'private', process.execPath, bin, 'serve', '--workers', '1', '--listen', '127.0.0.1:0', '--data', data], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     cleanups.push(async () => {
