@@ -110,7 +110,11 @@ function berthMain(): string {
 }
 
 /** Starts Berth in `<root>/<dirName>`, with `serveArgs` added to `berth serve`'s. */
-export async function startBerth(root: string, logs: LogOptions, cpuProfileDir?: string, dirName = 'berth', serveArgs: string[] = []): Promise<Target> {
+/**
+ * `serveArgs` default to one process: the server's CPU is read from its pid, which
+ * with `--workers N` is a primary that serves nothing.
+ */
+export async function startBerth(root: string, logs: LogOptions, cpuProfileDir?: string, dirName = 'berth', serveArgs: string[] = ['--workers', '1']): Promise<Target> {
   const dir = join(root, dirName);
   await mkdir(dir, { recursive: true });
   const main = berthMain();
