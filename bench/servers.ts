@@ -111,10 +111,11 @@ function berthMain(): string {
 
 /** Starts Berth in `<root>/<dirName>`, with `serveArgs` added to `berth serve`'s. */
 /**
- * `serveArgs` default to one process: the server's CPU is read from its pid, which
- * with `--workers N` is a primary that serves nothing.
+ * One server process unless `serveArgs` name `--workers`: the server's CPU (and a
+ * --cpu-prof profile) is taken from its pid, which with several workers is a primary
+ * that serves nothing.
  */
-export async function startBerth(root: string, logs: LogOptions, cpuProfileDir?: string, dirName = 'berth', serveArgs: string[] = ['--workers', '1']): Promise<Target> {
+export async function startBerth(root: string, logs: LogOptions, cpuProfileDir?: string, dirName = 'berth', serveArgs: string[] = []): Promise<Target> {
   const dir = join(root, dirName);
   await mkdir(dir, { recursive: true });
   const main = berthMain();
@@ -130,6 +131,7 @@ export async function startBerth(root: string, logs: LogOptions, cpuProfileDir?:
       `127.0.0.1:${port}`,
       '--data',
       join(dir, 'data'),
+      ...(serveArgs.includes('--workers') ? [] : ['--workers', '1']),
       ...serveArgs,
     ],
     env: { ...process.env, BERTH_LOG_LEVEL: logs.quiet ? 'warn' : 'info' },
